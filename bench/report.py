@@ -1,0 +1,304 @@
+"""Regenerate ``docs/benchmarks.md`` and the figures from ``bench/results/*.json``.
+
+    python bench/report.py [--results DIR] [--docs DIR]
+
+Every figure in the page comes from a result file, so nothing is typed by hand. A
+scenario gets a section through a renderer registered in ``RENDERERS``; a result file
+without one still gets its headline rows and a pointer to the JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_DIR = BENCH_DIR.parent
+ORDER = ("hello", "parser", "lab")
+
+Doc = dict[str, Any]
+Row = tuple[str, str, str, str, str, str]  # what, treadle, peer, ratio, target, met
+
+
+# ----------------------------------------------------------------------------- formatting
+
+
+def num(value: float | None, digits: int = 0) -> str:
+    if value is None:
+        return "–"
+    return f"{value:,.{digits}f}"
+
+
+def times(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}x"
+
+
+def met(flag: bool | None) -> str:
+    if flag is None:
+        return "–"
+    return "yes" if flag else "**no**"
+
+
+def table(header: list[str], rows: list[list[str]], align: str | None = None) -> str:
+    align = align or "l" + "r" * (len(header) - 1)
+    marks = {"l": "---", "r": "---:", "c": ":---:"}
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(marks[a] for a in align) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def machine_line(doc: Doc) -> str:
+    m = doc.get("machine", {})
+    pk = m.get("packages", {})
+    versions = ", ".join(f"{k} {v}" for k, v in pk.items() if v)
+    commit = (m.get("git_commit") or "")[:10]
+    dirty = " (with uncommitted changes under src/)" if m.get("git_src_dirty") else ""
+    quick = " **quick run**" if doc.get("quick") else ""
+    return (
+        f"Measured {m.get('date', '?')} at commit `{commit}`{dirty}{quick}, in "
+        f"{num(doc.get('elapsed_s'))} s; {m.get('cpu_model', '?')}, {m.get('cores', '?')} "
+        f"cores, Linux {m.get('kernel', '?')}, Python {m.get('python', '?')}; {versions}."
+    )
+
+
+def errors_block(doc: Doc) -> str:
+    errors = doc.get("errors") or []
+    if not errors:
+        return (
+            "No errors were recorded: every server answered the check request correctly and "
+            "wrk saw no socket errors or error statuses."
+        )
+    lines = [f"{len(errors)} problem(s) were recorded in the result file:", ""]
+    for err in errors[:12]:
+        lines.append(f"- `{json.dumps(err)[:300]}`")
+    if len(errors) > 12:
+        lines.append(f"- … and {len(errors) - 12} more")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- hello
+
+
+def hello_rows(doc: Doc) -> list[Row]:
+    rows: list[Row] = []
+    for mode, per_server in doc["summary"].items():
+        peer = per_server.get("uvicorn", {})
+        for server in ("treadle-epoll", "treadle-epoll-et"):
+            entry = per_server.get(server)
+            if entry is None:
+                continue
+            rows.append(
+                (
+                    f"hello, {mode} ({server.removeprefix('treadle-')})",
+                    f"{num(entry['req_per_s'])} req/s",
+                    f"uvicorn {num(peer.get('req_per_s'))} req/s",
+                    times(entry.get("ratio_to_peer")),
+                    f">= {entry['target']:g}x",
+                    met(entry.get("target_met")),
+                )
+            )
+    return rows
+
+
+def hello_section(doc: Doc, figures: Path) -> str:
+    s = doc["settings"]
+    out = [
+        "wrk with one thread and "
+        f"{s['connections']} connections on core 1, the server alone on core 0; "
+        f"{s['rounds']} interleaved rounds of {num(s['duration_s'])} s per point after a "
+        f"{num(s['warmup_s'])} s warm-up; medians. Modes: keep-alive; pipelined "
+        f"({s['pipeline_depth']} requests per write); `Connection: close` (a new TCP "
+        "connection per request). The peer is uvicorn with uvloop and httptools, one worker, "
+        "serving a raw ASGI app (`bench/peers/asgi_hello.py`).",
+        "",
+    ]
+    servers = list(next(iter(doc["summary"].values())))
+    header = ["server"] + [f"{mode} req/s" for mode in doc["summary"]]
+    header += [f"{mode} x uvicorn" for mode in doc["summary"]]
+    rows = []
+    for server in servers:
+        row = [server]
+        row += [num(doc["summary"][m][server]["req_per_s"]) for m in doc["summary"]]
+        row += [times(doc["summary"][m][server].get("ratio_to_peer")) for m in doc["summary"]]
+        rows.append(row)
+    out.append(table(header, rows))
+    out.append("")
+    targets = ", ".join(f"{m} >= {t:g}x" for m, t in doc["targets"].items())
+    out.append(f"Targets (treadle / uvicorn): {targets}.")
+    out.append("")
+    lat_rows = []
+    for server in servers:
+        e = doc["summary"]["keep-alive"][server]
+        c = doc["summary"]["close"][server]
+        lat_rows.append(
+            [
+                server,
+                num(e["latency_p50_ms"], 2),
+                num(e["latency_p99_ms"], 2),
+                num(c["latency_p50_ms"], 2),
+                num(c["latency_p99_ms"], 2),
+            ]
+        )
+    out.append(
+        "Latency in ms as wrk reports it (with its correction for coordinated omission); "
+        "wrk's latency figures are not meaningful for pipelined requests and are left out."
+    )
+    out.append("")
+    out.append(
+        table(["server", "keep-alive p50", "keep-alive p99", "close p50", "close p99"], lat_rows)
+    )
+    out += ["", errors_block(doc)]
+    return "\n".join(out)
+
+
+# ----------------------------------------------------------------------------- parser
+
+
+def parser_rows(doc: Doc) -> list[Row]:
+    rows: list[Row] = []
+    for case in doc["targets"]["cases"]:
+        entry = doc["summary"][case]
+        t = entry["treadle"]
+        for peer in ("h11", "httptools"):
+            rows.append(
+                (
+                    f"parser, {case}",
+                    f"{num(t['ops_per_s'])} /s",
+                    f"{peer} {num(entry[peer]['ops_per_s'])} /s",
+                    times(t.get(f"ratio_to_{peer}")),
+                    f">= {t[f'target_{peer}']:g}x",
+                    met(t.get(f"target_{peer}_met")),
+                )
+            )
+    return rows
+
+
+def parser_section(doc: Doc, figures: Path) -> str:
+    s = doc["settings"]
+    header = ["case", "treadle /s", "h11 /s", "httptools /s", "x h11", "x httptools"]
+    rows = []
+    for case, entry in doc["summary"].items():
+        t = entry["treadle"]
+        rows.append(
+            [
+                case,
+                num(t["ops_per_s"]),
+                num(entry["h11"]["ops_per_s"]),
+                num(entry["httptools"]["ops_per_s"]),
+                times(t["ratio_to_h11"]),
+                times(t["ratio_to_httptools"]),
+            ]
+        )
+    targets = doc["targets"]
+    method = (s.get("method") or "").split("\n\n")
+    out = [
+        "Operations per second in one process on core 0; "
+        f"{s['rounds']} rounds x {s['batches_per_round']} batches of about "
+        f"{num(s['batch_target_ms'])} ms per implementation and case; medians.",
+        "",
+        table(header, rows),
+        "",
+        f"Targets, on the parse cases: treadle >= {targets['ratio_to']['h11']:g}x h11 and "
+        f">= {targets['ratio_to']['httptools']:g}x httptools (within 2x).",
+        "",
+        "What each case does (from `bench/scenarios/parser.py`):",
+        "",
+        "\n\n".join(p for p in method[1:] if p.strip()),
+        "",
+        "The browser request:",
+        "",
+        "```http",
+        s["requests"]["browser"].replace("\r\n", "\n").rstrip("\n"),
+        "```",
+    ]
+    return "\n".join(out)
+
+
+# ----------------------------------------------------------------------------- registry
+
+
+RENDERERS: dict[str, tuple[str, Callable[[Doc], list[Row]], Callable[[Doc, Path], str]]] = {
+    "hello": ("Hello handler", hello_rows, hello_section),
+    "parser": ("The HTTP core alone", parser_rows, parser_section),
+}
+
+
+def load_results(folder: Path) -> dict[str, Doc]:
+    docs = {}
+    for path in sorted(folder.glob("*.json")):
+        try:
+            docs[path.stem] = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            print(f"skipping {path}: {exc}", file=sys.stderr)
+    ordered = {name: docs.pop(name) for name in ORDER if name in docs}
+    ordered.update(docs)
+    return ordered
+
+
+def render(docs: dict[str, Doc], figures: Path) -> str:
+    parts = [
+        "# Benchmarks",
+        "",
+        "<!-- Generated by bench/report.py from bench/results/*.json: edit those, not this. -->",
+        "",
+        "Every figure below comes from `python bench/run.py`, which measures treadle next to "
+        "a peer in the same run: the server pinned to core 0, the load generator to core 1, "
+        "over 127.0.0.1, in interleaved rounds, reported as medians and ratios. The machine "
+        "is small (2 cores) and shared, so absolute numbers move between runs; the ratios "
+        "are what to read.",
+        "",
+        "## Where treadle stands",
+        "",
+    ]
+    rows: list[list[str]] = []
+    for name, doc in docs.items():
+        renderer = RENDERERS.get(name)
+        if renderer is not None:
+            rows += [list(r) for r in renderer[1](doc)]
+    parts.append(
+        table(["measurement", "treadle", "peer", "ratio", "target", "met"], rows, "lrrrrc")
+    )
+    parts.append("")
+    for name, doc in docs.items():
+        renderer = RENDERERS.get(name)
+        title = renderer[0] if renderer else doc.get("title", name)
+        parts += [f"## {title}", "", f"Scenario `{name}`: {doc.get('title', '')}.", ""]
+        if renderer is not None:
+            parts.append(renderer[2](doc, figures))
+        else:
+            parts.append(f"No renderer yet; see `bench/results/{name}.json`.")
+        parts += ["", machine_line(doc), ""]
+    parts += [
+        "## Running it",
+        "",
+        "```sh",
+        "python bench/run.py                    # every scenario, three rounds",
+        "python bench/run.py --quick            # about two minutes, results in bench/results/tmp/",
+        "python bench/run.py --scenario hello   # one scenario (repeatable)",
+        "python bench/report.py                 # this page and the figures, from the JSON",
+        "```",
+        "",
+    ]
+    return "\n".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--results", type=Path, default=BENCH_DIR / "results")
+    parser.add_argument("--docs", type=Path, default=REPO_DIR / "docs")
+    args = parser.parse_args(argv)
+    docs = load_results(args.results)
+    args.docs.mkdir(parents=True, exist_ok=True)
+    page = render(docs, args.docs)
+    target = args.docs / "benchmarks.md"
+    target.write_text(page)
+    print(f"wrote {target}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

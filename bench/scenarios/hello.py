@@ -1,0 +1,232 @@
+"""Scenario ``hello``: the hello handler under wrk, treadle on each poller next to uvicorn.
+
+Three modes, each with wrk on one thread and 50 connections:
+
+- ``keep-alive``: one request in flight per connection;
+- ``pipelined``: 16 requests per write (``WRK_PIPELINE=16`` in ``wrk_script.lua``);
+- ``close``: ``Connection: close``, a new TCP connection for every request.
+
+The peer is uvicorn with uvloop and httptools, one worker, serving the raw ASGI app of
+``peers/asgi_hello.py``. Each round starts every server once (in an order that rotates
+from round to round) and measures the three modes on it, each after a short warm-up, so
+that drift of the shared machine hits every server alike. The figure per server and mode
+is the median over the rounds.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+from harness import (
+    BENCH_DIR,
+    HOST,
+    SERVER_CPU,
+    BenchError,
+    Context,
+    check_hello,
+    free_port,
+    log_tail,
+    median,
+    python,
+    ratio,
+    run_wrk,
+    wait_for_port,
+)
+
+NAME = "hello"
+TITLE = "Hello handler: keep-alive, pipelined and Connection: close"
+POLLERS = ("select", "poll", "epoll", "epoll-et")
+PEER = "uvicorn"
+MODES: dict[str, dict[str, Any]] = {
+    "keep-alive": {"pipeline": 1, "close": False},
+    "pipelined": {"pipeline": 16, "close": False},
+    "close": {"pipeline": 1, "close": True},
+}
+#: treadle / uvicorn req/s, from issue 3
+TARGETS = {"keep-alive": 2.0, "pipelined": 6.0, "close": 1.3}
+
+
+def treadle_available() -> bool:
+    """Are the CLI and the demo handler there yet?"""
+    try:
+        return all(
+            importlib.util.find_spec(mod) is not None
+            for mod in ("treadle.__main__", "treadle.cli", "treadle.demo")
+        )
+    except ModuleNotFoundError:
+        return False
+
+
+def treadle_argv(poller: str, port: int, *extra: str) -> list[str]:
+    return [
+        python(),
+        "-m",
+        "treadle",
+        "run",
+        "treadle.demo:hello",
+        "--interface",
+        "native",
+        "--bind",
+        f"{HOST}:{port}",
+        "--poller",
+        poller,
+        "--log-level",
+        "warning",
+        *extra,
+    ]
+
+
+def uvicorn_argv(port: int) -> list[str]:
+    return [
+        python(),
+        "-m",
+        "uvicorn",
+        "asgi_hello:app",
+        "--app-dir",
+        str(BENCH_DIR / "peers"),
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--workers",
+        "1",
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
+
+
+def servers() -> dict[str, Any]:
+    """Server name -> argv builder; treadle's only once its CLI has landed."""
+    table: dict[str, Any] = {}
+    if treadle_available():
+        for poller in POLLERS:
+            table[f"treadle-{poller}"] = lambda port, p=poller: treadle_argv(p, port)
+    table[PEER] = uvicorn_argv
+    return table
+
+
+def count_points(ctx: Context) -> int:
+    return len(servers()) * len(MODES) * ctx.options.rounds
+
+
+def run(ctx: Context) -> dict[str, Any]:
+    opts = ctx.options
+    table = servers()
+    names = list(table)
+    points: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+    checks: dict[str, Any] = {}
+    ctx.progress.begin(NAME, count_points(ctx))
+    if not treadle_available():
+        errors.append({"error": "treadle's CLI or treadle.demo is missing: uvicorn only"})
+
+    for rnd in range(opts.rounds):
+        order = names[rnd % len(names) :] + names[: rnd % len(names)]
+        for server in order:
+            port = free_port()
+            argv = table[server](port)
+            proc = ctx.procs.start(argv, cpu=SERVER_CPU, log_name=f"hello-{server}")
+            try:
+                try:
+                    wait_for_port(port, proc)
+                except BenchError as exc:
+                    errors.append({"round": rnd, "server": server, "error": str(exc)})
+                    for mode in MODES:
+                        ctx.progress.step(f"{server} {mode} round {rnd + 1}: failed to start")
+                    continue
+                check = check_hello(port)
+                checks.setdefault(server, check)
+                if not check["ok"]:
+                    errors.append(
+                        {"round": rnd, "server": server, "error": "wrong answer", "check": check}
+                    )
+                for mode, spec in MODES.items():
+                    run_wrk(port, duration_s=opts.warmup_s, procs=ctx.procs, **spec)
+                    res = run_wrk(port, duration_s=opts.duration_s, procs=ctx.procs, **spec)
+                    point = {"round": rnd, "server": server, "mode": mode, **res.as_dict()}
+                    points.append(point)
+                    if not res.clean:
+                        errors.append(
+                            {
+                                "round": rnd,
+                                "server": server,
+                                "mode": mode,
+                                "wrk_errors": res.errors,
+                                "text": res.error_text,
+                            }
+                        )
+                    ctx.progress.step(
+                        f"{server} {mode} round {rnd + 1}: {res.req_per_s:,.0f} req/s"
+                    )
+                if proc.poll() is not None:
+                    errors.append(
+                        {"round": rnd, "server": server, "error": f"server died: {log_tail(proc)}"}
+                    )
+            finally:
+                ctx.procs.stop(proc)
+
+    summary = summarise(points, names)
+    print_summary(summary)
+    return {
+        "title": TITLE,
+        "settings": {
+            "connections": 50,
+            "wrk_threads": 1,
+            "pipeline_depth": MODES["pipelined"]["pipeline"],
+            "rounds": opts.rounds,
+            "duration_s": opts.duration_s,
+            "warmup_s": opts.warmup_s,
+            "server_cpu": SERVER_CPU,
+            "commands": {name: " ".join(table[name](0)) for name in names},
+        },
+        "checks": checks,
+        "summary": summary,
+        "targets": TARGETS,
+        "points": points,
+        "errors": errors,
+    }
+
+
+def summarise(points: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
+    """Median req/s and latency per mode and server; ratio of each treadle to the peer."""
+    summary: dict[str, Any] = {}
+    for mode in MODES:
+        per_server: dict[str, Any] = {}
+        for server in names:
+            runs = [p for p in points if p["mode"] == mode and p["server"] == server]
+            per_server[server] = {
+                "req_per_s": median([p["req_per_s"] for p in runs if p["requests"]]),
+                "latency_p50_ms": median([p["latency_p50_ms"] for p in runs]),
+                "latency_p99_ms": median([p["latency_p99_ms"] for p in runs]),
+                "runs": [p["req_per_s"] for p in runs],
+            }
+        peer = per_server.get(PEER, {}).get("req_per_s")
+        for server, entry in per_server.items():
+            if server != PEER:
+                entry["ratio_to_peer"] = ratio(entry["req_per_s"], peer)
+                entry["target"] = TARGETS[mode]
+                entry["target_met"] = (
+                    entry["ratio_to_peer"] is not None and entry["ratio_to_peer"] >= TARGETS[mode]
+                )
+        summary[mode] = per_server
+    return summary
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    print(f"\n{'mode':<11} {'server':<18} {'req/s':>10} {'x uvicorn':>10} {'target':>7}")
+    for mode, per_server in summary.items():
+        for server, entry in per_server.items():
+            rps = entry["req_per_s"]
+            r = entry.get("ratio_to_peer")
+            tgt = f">={entry['target']:g}" if "target" in entry else ""
+            print(
+                f"{mode:<11} {server:<18} {'-' if rps is None else f'{rps:,.0f}':>10} "
+                f"{'' if r is None else f'{r:.2f}':>10} {tgt:>7}"
+            )
+    print()
