@@ -1,0 +1,129 @@
+"""Accepting connections: one ``Listener`` per bound socket.
+
+Accepting is bounded per turn (so a connection storm cannot starve the connections we
+already have) and survives running out of descriptors: on EMFILE/ENFILE it logs one
+line and stops accepting for a moment instead of spinning on a socket that stays
+readable. When the poller itself is full (select's FD_SETSIZE), it says so once and
+stops accepting until a connection closes; the connections it has keep being served,
+and clients wait in the listen backlog.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+
+from ..poll import EVENT_READ, PollerFullError
+from .context import ServerContext
+from .driver import ConnectionDriver
+
+log = logging.getLogger("treadle.server")
+
+_ACCEPTS_PER_TURN = 64
+_EMFILE_PAUSE_S = 0.5
+_OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+
+
+def bind_socket(host: str, port: int, backlog: int) -> socket.socket:
+    """A non-blocking listening socket on ``host:port`` (IPv4 or IPv6).
+
+    Raises OSError with the operating system's reason when the address cannot be used.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        # Accepted sockets inherit TCP_NODELAY on Linux; set again per socket for others.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind((host, port))
+        sock.listen(backlog)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class Listener:
+    """Accepts connections from one listening socket and starts their drivers."""
+
+    def __init__(self, ctx: ServerContext, sock: socket.socket) -> None:
+        self.ctx = ctx
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.address: tuple[str, int] = sock.getsockname()[:2]
+        self._accepting = False
+        self._full_logged = False
+        self._waiting_for_close = False
+        ctx.on_connection_closed.append(self._on_connection_closed)
+
+    def start(self) -> None:
+        if not self._accepting and self.fd >= 0:
+            self._accepting = True
+            self.ctx.reactor.add_handler(self.fd, self, EVENT_READ)
+
+    def pause(self) -> None:
+        if self._accepting:
+            self._accepting = False
+            self.ctx.reactor.remove_handler(self.fd)
+
+    def close(self) -> None:
+        self.pause()
+        self.sock.close()
+        self.fd = -1
+
+    def handle_write(self) -> None:
+        return None
+
+    def handle_read(self) -> None:
+        ctx = self.ctx
+        accept = self.sock.accept
+        for _ in range(_ACCEPTS_PER_TURN):
+            try:
+                sock, client = accept()
+            except BlockingIOError:
+                return
+            except InterruptedError:
+                continue
+            except ConnectionAbortedError:
+                continue  # the client gave up while in the backlog
+            except OSError as error:
+                if error.errno in _OUT_OF_DESCRIPTORS:
+                    log.warning(
+                        "accept failed (%s); pausing accepts for %.1f s",
+                        error.strerror,
+                        _EMFILE_PAUSE_S,
+                    )
+                    self.pause()
+                    ctx.reactor.call_later(_EMFILE_PAUSE_S, self.start)
+                    return
+                log.warning("accept failed: %s", error)
+                return
+            sock.setblocking(False)
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+            try:
+                driver = ConnectionDriver(ctx, sock, client)
+            except PollerFullError as error:
+                sock.close()
+                if not self._full_logged:
+                    self._full_logged = True
+                    log.warning(
+                        "not accepting new connections: %s; serving the %d open ones",
+                        error,
+                        len(ctx.connections),
+                    )
+                self._waiting_for_close = True
+                self.pause()
+                return
+            ctx.connections.add(driver)
+
+    def _on_connection_closed(self) -> None:
+        if self._waiting_for_close:
+            self._waiting_for_close = False
+            self.start()
