@@ -437,6 +437,8 @@ def machine_info() -> dict[str, Any]:
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "git_commit": _git("rev-parse", "HEAD"),
         "git_src_dirty": bool(_git("status", "--porcelain", "--", "src")),
+        # other work on a shared machine shows here; a high figure means noisy results
+        "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
     }
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
-ORDER = ("hello", "parser", "lab")
+ORDER = ("hello", "parser", "lab", "profile")
 
 Doc = dict[str, Any]
 Row = tuple[str, str, str, str, str, str]  # what, treadle, peer, ratio, target, met
@@ -218,13 +218,272 @@ def parser_section(doc: Doc, figures: Path) -> str:
     return "\n".join(out)
 
 
+# ----------------------------------------------------------------------------- lab
+
+LAB_FIGURES = {
+    "throughput": "io-models-throughput.png",
+    "p99": "io-models-p99.png",
+    "rss": "io-models-rss-per-connection.png",
+}
+LAB_METRICS = (
+    ("req_per_s", "Requests per second (50 active keep-alive connections)", 0),
+    ("share_of_no_idle", "Throughput as a share of the same model with no idle connection", 2),
+    ("latency_p50_ms", "p50 latency, ms", 2),
+    ("latency_p99_ms", "p99 latency, ms", 2),
+    ("cpu_s_per_1000_req", "Server CPU seconds per 1,000 requests", 4),
+    ("rss_kib", "Server RSS, MiB (during the load)", 1),
+    ("rss_per_idle_kib", "RSS per idle connection, KiB", 2),
+)
+
+
+def lab_rows(doc: Doc) -> list[Row]:
+    rows: list[Row] = []
+    summary = doc["summary"]
+    threaded = summary.get("threaded", {}).get("10000", {})
+    for key, target in doc["targets"].items():
+        model = key.split()[0]
+        entry = summary.get(model, {}).get("10000", {})
+        if "throughput" in key:
+            rows.append(
+                (
+                    f"lab, {model}: req/s with 10,000 idle / with none",
+                    f"{num(entry.get('req_per_s'))} req/s ({times(target['value'])})",
+                    f"thread per connection {times(threaded.get('share_of_no_idle'))}",
+                    times(target["value"]),
+                    target["target"] + "x",
+                    met(target["met"]),
+                )
+            )
+        else:
+            stdlib = summary.get("stdlib", {}).get("10000", {})
+            rows.append(
+                (
+                    f"lab, {model}: RSS per idle connection at 10,000",
+                    f"{num(target['value'], 2)} KiB",
+                    f"threads {num(threaded.get('rss_per_idle_kib'), 1)} KiB, "
+                    f"stdlib {num(stdlib.get('rss_per_idle_kib'), 1)} KiB",
+                    times(ratio_of(target["value"], threaded.get("rss_per_idle_kib"))),
+                    target["target"] + " KiB",
+                    met(target["met"]),
+                )
+            )
+    return rows
+
+
+def ratio_of(a: float | None, b: float | None) -> float | None:
+    return None if a is None or not b else a / b
+
+
+def lab_cell(entry: dict[str, Any], key: str, digits: int, notes: dict[str, int]) -> str:
+    if "refused" in entry and entry.get(key) is None:
+        mark = notes.setdefault(entry["refused"], len(notes) + 1)
+        return f"refused [{mark}]"
+    value = entry.get(key)
+    if key == "rss_kib" and value is not None:
+        value = value / 1024
+    text = num(value, digits)
+    for error in entry.get("errors", [])[:1]:
+        text += f" [{notes.setdefault(error, len(notes) + 1)}]"
+    return text
+
+
+def lab_section(doc: Doc, figures: Path) -> str:
+    s = doc["settings"]
+    summary = doc["summary"]
+    counts = [str(n) for n in s["idle_counts"]]
+    labels = s["labels"]
+    out = [
+        f"A fresh server per point, on core 0, holds N idle keep-alive connections "
+        f"({s['idle_connections']}; opened by `bench/idle_holder.py` on core 1) while wrk "
+        f"drives {s['active_connections']} active keep-alive connections for "
+        f"{num(s['duration_s'])} s; {s['rounds']} interleaved rounds, medians. Before "
+        "the idle connections the server is warmed up; RSS per idle connection is the "
+        "growth of `VmRSS` while they were opened, divided by their number (kernel socket "
+        "buffers are not part of it). treadle runs with "
+        f"`--idle-timeout {s['idle_timeout_s']} --backlog {s['backlog']}`; the "
+        f"thread-per-connection baseline with {s['thread_stack_kib']} KiB stacks. "
+        "The page [I/O models](io-models.md) explains what the lines show.",
+        "",
+        "ThreadingHTTPServer writes a response's headers and its body in two `send` calls "
+        "and leaves Nagle's algorithm on: the body waits for the client's delayed ACK, "
+        "about 40 ms per keep-alive response here, which caps it near 50 / 0.04 s = "
+        "1,250 req/s whatever the I/O model. Its figures measure that, not threads.",
+        "",
+    ]
+    for name, key in (("throughput", "throughput"), ("p99", "p99"), ("rss", "rss")):
+        out.append(f"![{name}]({LAB_FIGURES[key]})")
+        out.append("")
+    notes: dict[str, int] = {}
+    for key, title, digits in LAB_METRICS:
+        rows = []
+        for model, per_n in summary.items():
+            rows.append(
+                [labels.get(model, model)]
+                + [lab_cell(per_n[n], key, digits, notes) for n in counts]
+            )
+        out += [f"**{title}**", ""]
+        out.append(table(["model"] + [f"{int(n):,} idle" for n in counts], rows))
+        out.append("")
+    for reason, mark in notes.items():
+        out.append(f"[{mark}] {reason}.")
+        out.append("")
+    targets = [
+        f"- {key}: {num(t['value'], 3)} (target {t['target']}): {met(t['met'])}"
+        for key, t in doc["targets"].items()
+    ]
+    out += ["Targets:", "", *targets, "", errors_block(doc)]
+    return "\n".join(out)
+
+
+def lab_figures(doc: Doc, folder: Path) -> None:
+    """Draw the three PNGs of the lab from its result."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s = doc["settings"]
+    labels = s["labels"]
+    counts = s["idle_counts"]
+    styles = {
+        "select": ("tab:orange", "o"),
+        "poll": ("tab:green", "s"),
+        "epoll": ("tab:blue", "D"),
+        "epoll-et": ("tab:purple", "^"),
+        "threaded": ("tab:red", "v"),
+        "stdlib": ("tab:gray", "x"),
+    }
+
+    def draw(
+        key: str,
+        ylabel: str,
+        path: Path,
+        *,
+        logy: bool,
+        skip_zero: bool,
+        target: float | None = None,
+        scale: float = 1.0,
+    ) -> None:
+        fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=110)
+        for model, per_n in doc["summary"].items():
+            xs, ys = [], []
+            for n in counts:
+                value = per_n[str(n)].get(key)
+                if value is None or (skip_zero and n == 0):
+                    continue
+                xs.append(n)
+                ys.append(value * scale)
+            if not xs:
+                continue
+            color, marker = styles.get(model, (None, "o"))
+            ax.plot(xs, ys, marker=marker, color=color, label=labels.get(model, model))
+        if target is not None:
+            ax.axhline(target, color="black", linestyle=":", linewidth=1, label="target")
+        ax.set_xscale("symlog", linthresh=100)
+        ax.set_xticks(counts)
+        ax.set_xticklabels([f"{n:,}" for n in counts])
+        ax.set_xlim(left=-10 if not skip_zero else 80)
+        if logy:
+            ax.set_yscale("log")
+        ax.set_xlabel("idle keep-alive connections held")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+        m = doc.get("machine", {})
+        ax.set_title(
+            f"{ylabel} — {m.get('date', '')[:10]}, {(m.get('git_commit') or '')[:8]}",
+            fontsize=9,
+        )
+        fig.tight_layout()
+        fig.savefig(path)
+        plt.close(fig)
+
+    draw(
+        "req_per_s",
+        "requests per second",
+        folder / LAB_FIGURES["throughput"],
+        logy=True,
+        skip_zero=False,
+    )
+    draw(
+        "latency_p99_ms",
+        "p99 latency (ms)",
+        folder / LAB_FIGURES["p99"],
+        logy=True,
+        skip_zero=False,
+    )
+    draw(
+        "rss_per_idle_kib",
+        "RSS per idle connection (KiB)",
+        folder / LAB_FIGURES["rss"],
+        logy=True,
+        skip_zero=True,
+        target=2.0,
+    )
+
+
+# ----------------------------------------------------------------------------- profile
+
+
+def profile_section(doc: Doc, figures: Path) -> str:
+    out = [
+        "treadle on epoll under cProfile while wrk drives it, one run per mode of the hello "
+        "scenario; the functions with the most own time. cProfile roughly doubles the cost "
+        "of every Python call, so read the shares, not the sums. Built-in methods "
+        "(`send`, `recv`, `poll`) are the system calls and their wrappers.",
+        "",
+    ]
+    for entry in doc.get("cpu", []):
+        rows = [
+            [
+                f"`{r['function']}`",
+                f"{r['own_share'] * 100:.1f}%",
+                num(r.get("own_us_per_request"), 2),
+                num(r["calls"]),
+            ]
+            for r in entry["top_by_own_time"][:12]
+        ]
+        out += [
+            f"**{entry['mode']}** ({num(entry.get('requests_profiled'))} requests profiled)",
+            "",
+            table(["function", "own time", "µs per request", "calls"], rows),
+            "",
+        ]
+    mem = doc.get("memory") or {}
+    if mem:
+        rows = [
+            [f"`{r['where']}`", num(r["bytes_per_connection"], 1)]
+            for r in mem["growth_by_line"][:10]
+        ]
+        objects = ", ".join(
+            f"{name} {count:g}"
+            for name, count in mem["gc_objects_per_connection"].items()
+            if count >= 0.5
+        )
+        out += [
+            f"**Memory** with {num(mem['idle_connections'])} idle keep-alive connections "
+            f"(tracemalloc): {num(mem['traced_bytes_per_connection'])} bytes of Python "
+            "objects per connection. Where they were allocated:",
+            "",
+            table(["allocated at", "bytes per connection"], rows),
+            "",
+            f"Objects tracked by the garbage collector, per connection: {objects}.",
+        ]
+    out += ["", errors_block(doc)]
+    return "\n".join(out)
+
+
 # ----------------------------------------------------------------------------- registry
 
 
 RENDERERS: dict[str, tuple[str, Callable[[Doc], list[Row]], Callable[[Doc, Path], str]]] = {
     "hello": ("Hello handler", hello_rows, hello_section),
     "parser": ("The HTTP core alone", parser_rows, parser_section),
+    "lab": ("I/O models: idle connections", lab_rows, lab_section),
+    "profile": ("Where the time and memory go", lambda doc: [], profile_section),
 }
+#: scenarios that draw figures, called with the result and the docs folder
+FIGURES: dict[str, Callable[[Doc, Path], None]] = {"lab": lab_figures}
 
 
 def load_results(folder: Path) -> dict[str, Doc]:
@@ -293,6 +552,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     docs = load_results(args.results)
     args.docs.mkdir(parents=True, exist_ok=True)
+    for name, draw in FIGURES.items():
+        if name in docs:
+            draw(docs[name], args.docs)
     page = render(docs, args.docs)
     target = args.docs / "benchmarks.md"
     target.write_text(page)

@@ -76,16 +76,17 @@ def main(argv: list[str] | None = None) -> int:
     os.sched_setaffinity(0, {LOADGEN_CPU})
     limits = raise_nofile_limit()
     signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started in background
 
     progress = Progress()
     procs = Processes()
     ctx = Context(options=opts, progress=progress, procs=procs)
-    machine = machine_info()
-    machine["nofile_limit"] = list(limits)
     failed = []
     try:
         for name in names:
             scenario = ALL[name]
+            machine = machine_info()
+            machine["nofile_limit"] = list(limits)
             started = time.monotonic()
             try:
                 result = scenario.run(ctx)
@@ -98,7 +99,10 @@ def main(argv: list[str] | None = None) -> int:
             document = {
                 "scenario": name,
                 "quick": opts.quick,
-                "machine": machine,
+                "machine": {
+                    **machine,
+                    "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+                },
                 "elapsed_s": round(time.monotonic() - started, 1),
                 **result,
             }
