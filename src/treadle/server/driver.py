@@ -275,8 +275,11 @@ class ConnectionDriver:
         self._stream = stream
         self._buffering = None
         self._phase = _BODY
-        self._send_continue(request)
         self._call_app(Exchange(self, request, self.client, None, stream))
+        # Ask for the body only once the handler has shown it waits for it: one that
+        # answered at once (a 413, say) spares the client sending it (RFC 9110 10.1.1).
+        if self._exchange is not None and not self.conn.response_started:
+            self._send_continue(request)
         if self._exchange is not None or self._stream is not None:
             self._phase = _BODY
 
