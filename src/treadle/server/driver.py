@@ -623,7 +623,9 @@ class ConnectionDriver:
             self._linger_when_closing = True
             self._run()
             if not self.closed:
-                self._deadline = now + ctx.write_timeout_s
+                # The timer that called us is spent, and _set_deadline only ever moves a
+                # pending timer earlier, so the turn above armed nothing: arm the deadline
+                # it chose (the linger time, or the write stall if the 408 is stuck).
                 self._timer = ctx.reactor.call_at(self._deadline, self._on_timer)
                 self._timer_at = self._deadline
 
