@@ -175,6 +175,31 @@ def test_body_deadline_replaces_the_head_deadline(make, poller):
     assert response.status == 200
 
 
+def test_streamed_body_timeout_closes_without_a_second_response(make, poller, caplog):
+    """The handler was called at the head and owns the exchange: the driver cannot send a
+    408 in its place, so it closes; a late answer from the handler must not blow up."""
+    held = []
+
+    def streaming(request: Request) -> None:
+        request.stream.set_callbacks(lambda data: None, lambda: None)
+        held.append(request)
+
+    harness = make(streaming, poller=poller, body_buffer_bytes=10, **TIMEOUTS)
+    harness.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n" + b"x" * 20)
+    harness.turn()
+    assert len(held) == 1
+    with caplog.at_level(logging.INFO, logger="treadle.server"):
+        harness.advance(3.0 + EPSILON)
+    data = harness.collect(lambda d: harness.peer_eof)
+    assert data == b""
+    assert any("body timed out" in r.getMessage() for r in _server_records(caplog))
+    # The handler answers late, while the connection lingers or after it closed.
+    held[0].respond(Response(200, [], b"late"))
+    harness.advance(driver_module._LINGER_S + EPSILON)
+    assert harness.driver.closed
+    held[0].respond(Response(200, [], b"later"))
+
+
 # ----------------------------------------------------------------------------- write
 
 

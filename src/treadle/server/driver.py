@@ -618,7 +618,11 @@ class ConnectionDriver:
                         408, f"request {_PHASE_NAMES[phase]} timed out", ctx.defaults.date
                     )
                 )
-            self._exchange = None
+            if self._exchange is not None:
+                # A streaming handler still holds it: its late answer is dropped quietly.
+                self._exchange.finished = True
+                self._exchange = None
+            self._stream = None
             self._close_when_flushed = True
             self._linger_when_closing = True
             self._run()
