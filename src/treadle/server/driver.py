@@ -154,7 +154,8 @@ class ConnectionDriver:
         got_data = False
         while True:
             try:
-                data = recv(_RECV_SIZE)
+                # Never more than the budget left: one recv must not overshoot it.
+                data = recv(budget if budget < _RECV_SIZE else _RECV_SIZE)
             except BlockingIOError:
                 self._read_ready = False
                 break
