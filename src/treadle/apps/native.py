@@ -158,6 +158,11 @@ Handler = Callable[[Request], "Response | None"]
 
 
 def _send(exchange: Exchange, response: Response) -> None:
+    if type(response) is Response and type(response.body) is bytes:
+        fields = response.headers
+        if type(fields) is list:  # the common case, straight through
+            exchange.driver.respond(exchange, response.status, fields, response.body)
+            return
     if not isinstance(response, Response):
         raise TypeError(f"a handler must return a Response or None, not {type(response).__name__}")
     fields = response.headers

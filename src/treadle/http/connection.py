@@ -49,7 +49,7 @@ from .readers import (
     ContentLengthReader,
     Limits,
     ReceiveBuffer,
-    check_partial_head,
+    check_head,
     parse_request_head,
 )
 from .writer import ResponseDefaults, encode_field, status_line
@@ -91,6 +91,23 @@ _TRANSFER_ENCODING = b"transfer-encoding"
 _CONNECTION = b"connection"
 
 
+# Validated, serialised field lines by their (name, value) pair as the application gave
+# them. Applications send the same few fields again and again (content-type, cache
+# headers); validating each once saves two regex matches per field per response. Only
+# fields with no framing meaning are kept; bounded so odd values cannot grow it.
+_FIELD_LINES: dict[tuple[bytes | str, bytes | str], bytes] = {}
+_FIELD_LINES_MAX = 512
+
+
+def _remember_field_line(field: tuple[bytes | str, bytes | str], line: bytes) -> None:
+    if len(_FIELD_LINES) >= _FIELD_LINES_MAX:
+        _FIELD_LINES.clear()
+    try:
+        _FIELD_LINES[field] = line
+    except TypeError:
+        pass  # an unhashable pair (a list): simply not cached
+
+
 class ServerConnection:
     """Bytes in, events out; events in, bytes out — for one client connection."""
 
@@ -104,7 +121,8 @@ class ServerConnection:
         self._their = _HEAD
         self._ours = _IDLE
         self._reader: BodyReader = NO_BODY
-        self._scanned = 0
+        self._scanned = 0  # bytes of an incomplete head already checked
+        self._lines = 0  # line ends among them
         self._error: ProtocolError | None = None
         #: the request of the current cycle, None before its head is parsed
         self.request: Request | None = None
@@ -144,6 +162,9 @@ class ServerConnection:
         if their is _BODY:
             return self._read_body()
         if their is _HEAD:
+            buf = self._buf
+            if buf.pos >= len(buf.data) and not self._eof:
+                return NEED_DATA  # the common end of a turn: everything consumed
             return self._read_head()
         if their is _DONE:
             return PAUSED
@@ -156,10 +177,14 @@ class ServerConnection:
         buf = self._buf
         data, pos = buf.data, buf.pos
         # RFC 9112 2.2: empty lines before a request line are ignored.
-        while data.startswith(b"\r\n", pos):
-            pos += 2
-        buf.pos = pos
-        end = data.find(b"\r\n\r\n", max(pos, self._scanned - 3))
+        if data.startswith(b"\r\n", pos):
+            while data.startswith(b"\r\n", pos):
+                pos += 2
+            buf.pos = pos
+            self._scanned = self._lines = 0
+        # _scanned counts the unconsumed bytes already searched (relative to pos, which
+        # stays valid when feed() moves the unconsumed bytes to the front).
+        end = data.find(b"\r\n\r\n", pos + max(0, self._scanned - 3))
         if end < 0:
             return self._wait_for_head()
         try:
@@ -167,7 +192,7 @@ class ServerConnection:
         except ProtocolError as error:
             return self._fail(error)
         buf.pos = end + 4
-        self._scanned = 0
+        self._scanned = self._lines = 0
         self.request = request
         self._keep_alive = request.keep_alive
         self._continue_sent = False
@@ -183,14 +208,16 @@ class ServerConnection:
     def _wait_for_head(self) -> Event:
         buf = self._buf
         if buf.pos >= len(buf.data):
-            self._scanned = 0
+            self._scanned = self._lines = 0
             if self._eof:
                 self._their = _CLOSED
                 self._keep_alive = False
                 return ConnectionClosed()
             return NEED_DATA
         try:
-            self._scanned = check_partial_head(buf, self._scanned, self.limits)
+            self._scanned, self._lines = check_head(
+                buf.data, buf.pos, len(buf.data), -1, self._scanned, self._lines, self.limits
+            )
         except ProtocolError as error:
             return self._fail(error)
         if self._eof:
@@ -259,18 +286,26 @@ class ServerConnection:
         parts = [status_line(status)]
         keep_alive = self._keep_alive
         length_given = None
-        for name, value in headers:
-            name_b, value_b = encode_field(name, value)
+        cache = _FIELD_LINES
+        for field in headers:
+            line = cache.get(field)
+            if line is not None:
+                parts.append(line)
+                continue
+            name_b, value_b = encode_field(*field)
             lowered = name_b.lower()
             if lowered == _CONTENT_LENGTH:
                 length_given = value_b
                 continue
             if lowered == _TRANSFER_ENCODING:
                 raise LocalProtocolError("send_response frames the body itself")
-            if lowered == _CONNECTION and b"close" in value_b.lower():
-                keep_alive = False
-                continue
-            parts.append(name_b + b": " + value_b + b"\r\n")
+            if lowered == _CONNECTION:
+                if b"close" in value_b.lower():
+                    keep_alive = False
+                continue  # the Connection field is ours to write
+            line = name_b + b": " + value_b + b"\r\n"
+            parts.append(line)
+            _remember_field_line(field, line)
         if status in _NO_CONTENT_STATUSES:
             if status == 304 and length_given is not None:
                 parts.append(b"content-length: " + length_given + b"\r\n")
@@ -333,8 +368,7 @@ class ServerConnection:
                 if not value_b.isdigit():
                     raise LocalProtocolError(f"invalid Content-Length {value_b!r}")
                 length = int(value_b)
-                if status == 204:
-                    continue  # RFC 9110 8.6: never sent with 204
+                continue  # written below, once, unless the framing says otherwise
             elif lowered == _TRANSFER_ENCODING:
                 if value_b.strip().lower() != b"chunked":
                     raise LocalProtocolError(f"unsupported Transfer-Encoding {value_b!r}")

@@ -22,13 +22,14 @@ FIELD_VCHAR = rb"[\x21-\x7e\x80-\xff]"
 FIELD_VALUE = rb"(?:" + FIELD_VCHAR + rb"+(?:[ \t]+" + FIELD_VCHAR + rb"+)*)?"
 
 # RFC 9112 5:  field-line = field-name ":" OWS field-value OWS
-# Matched only at the start of a line (the look-behind), so that ``findall`` over a
-# whole section yields exactly one match per valid line: when the number of matches
-# differs from the number of lines, some line is invalid and the slow path says which.
+# Matched only at the start of a line (after LF, or at the very start of the buffer),
+# so that ``findall`` over a whole section yields exactly one match per valid line:
+# when the number of matches differs from the number of lines, some line is invalid
+# and the slow path says which.
 # The value is matched as one run of allowed bytes, trailing OWS included, because a
 # single character class runs several times faster in the regex engine than the
 # alternation of field-content; the (rare) trailing OWS is trimmed afterwards.
-FIELD_LINE_RE = re.compile(rb"(?<=\n)(" + TOKEN + rb"):[ \t]*([\t\x20-\x7e\x80-\xff]*)\r\n")
+FIELD_LINE_RE = re.compile(rb"(?:(?<=\n)|\A)(" + TOKEN + rb"):[ \t]*([\t\x20-\x7e\x80-\xff]*)\r\n")
 
 TOKEN_RE = re.compile(TOKEN)
 FIELD_VALUE_RE = re.compile(FIELD_VALUE)

@@ -93,38 +93,82 @@ class ReceiveBuffer:
 _VERSIONS = {b"HTTP/1.1": b"1.1", b"HTTP/1.0": b"1.0"}
 
 
-def check_partial_head(buf: ReceiveBuffer, scanned: int, limits: Limits) -> int:
-    """Check an incomplete head as far as it has arrived; return the new scan mark.
+def check_head(
+    data: bytes,
+    start: int,
+    stop: int,
+    head_end: int,
+    scanned: int,
+    lines: int,
+    limits: Limits,
+    request_line: bool = True,
+) -> tuple[int, int]:
+    """Raise the first error, in byte order, that ``data[start:stop]`` shows so far.
 
-    ``scanned`` is how far (as an index into ``buf.data``) earlier calls have already
-    looked, so bytes dribbled in one at a time are each looked at once. Raises
-    ProtocolError for a limit passed (414, 431) or a bare LF line ending (400).
+    The errors a head can show before it is complete: a bare LF (400), too many field
+    lines (431), a request line or a field section over its size limit (414, 431).
+    Each is placed at the byte that reveals it and the earliest wins, so that where a
+    client's bytes happen to be cut never changes the answer. ``head_end`` is where the
+    terminating CRLF CRLF starts (-1 while it has not arrived). ``scanned`` bytes (from
+    ``start``) were checked by earlier calls and held ``lines`` line ends; both are
+    returned updated, so a head dribbled byte by byte is still looked at once.
+    ``request_line`` False checks a trailer section, which has none.
     """
-    data, start = buf.data, buf.pos
-    end = len(data)
-    # RFC 9112 2.2: a bare LF as a line terminator is not accepted here (strict).
-    lf = data.find(b"\n", max(scanned, start), end)
-    while lf >= 0:
-        if lf == start or data[lf - 1] != 0x0D:
-            raise ProtocolError(400, "bare LF in request head")
-        lf = data.find(b"\n", lf + 1, end)
-    line_end = data.find(b"\r\n", start, end)
-    if line_end < 0:
-        if end - start > limits.max_request_line_bytes:
-            raise ProtocolError(414, "request line too long")
+    limit_at = stop
+    limit_error: tuple[int, str] | None = None
+    if request_line:
+        line_end = data.find(b"\r\n", start, stop)
+        max_line = limits.max_request_line_bytes
+        if line_end < 0 or line_end - start > max_line:
+            # Too long once a byte past the limit arrives that is not the CR of the
+            # line's CRLF (a CR there is decided by the byte after it).
+            at = start + max_line
+            if at < stop and (data[at] != 0x0D or at + 1 < stop):
+                limit_at = at if data[at] != 0x0D else at + 1
+                limit_error = (414, "request line too long")
+            fields_start = -1
+        else:
+            fields_start = line_end + 2
     else:
-        if line_end - start > limits.max_request_line_bytes:
-            raise ProtocolError(414, "request line too long")
-        if end - (line_end + 2) > limits.max_header_bytes + 3:
-            raise ProtocolError(431, "request header section too large")
-    return end
+        fields_start = start
+    if fields_start >= 0:
+        max_section = limits.max_header_bytes
+        if (head_end < 0 or head_end - fields_start > max_section) and (
+            fields_start + max_section + 3 < stop
+        ):
+            limit_at = fields_start + max_section + 3
+            limit_error = (431, "header section too large")
+    max_lines = limits.max_header_count + (1 if request_line else 0)
+    lf = data.find(b"\n", start + scanned, limit_at)
+    while lf >= 0:
+        # RFC 9112 2.2: a bare LF as a line terminator is not accepted here (strict).
+        if lf == start or data[lf - 1] != 0x0D:
+            raise ProtocolError(400, "bare LF in header section")
+        lines += 1
+        if lines > max_lines and lf != head_end + 3:
+            raise ProtocolError(431, f"more than {limits.max_header_count} fields")
+        lf = data.find(b"\n", lf + 1, limit_at)
+    if limit_error is not None:
+        raise ProtocolError(*limit_error)
+    return stop - start, lines
 
 
 def parse_request_head(data: bytes, start: int, end: int, limits: Limits) -> Request:
     """Parse the head ``data[start:end]`` (followed by CRLF CRLF in ``data``).
 
-    Returns the Request; raises ProtocolError with the status to answer.
+    Returns the Request; raises ProtocolError with the status to answer. When several
+    rules are broken, a limit or bare LF that comes earlier in the bytes wins over
+    what only the complete head reveals, as it would have if the head had arrived
+    in pieces.
     """
+    try:
+        return _parse_request_head(data, start, end, limits)
+    except ProtocolError:
+        check_head(data, start, end + 4, end, 0, 0, limits)
+        raise
+
+
+def _parse_request_head(data: bytes, start: int, end: int, limits: Limits) -> Request:
     line_end = data.find(b"\r\n", start, end)
     if line_end < 0:
         line_end = fields_start = end
@@ -439,7 +483,7 @@ _SIZE, _DATA, _DATA_END, _TRAILERS, _DONE = range(5)
 class ChunkedReader:
     """A chunked body (RFC 9112 7.1), resumable at any byte."""
 
-    __slots__ = ("limits", "state", "remaining", "total", "scanned")
+    __slots__ = ("limits", "state", "remaining", "total", "scanned", "lines")
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
@@ -447,6 +491,7 @@ class ChunkedReader:
         self.remaining = 0
         self.total = 0
         self.scanned = 0
+        self.lines = 0
 
     def read(self, buf: ReceiveBuffer) -> ReadResult:
         while True:
@@ -496,7 +541,7 @@ class ChunkedReader:
             raise ProtocolError(413, "chunked body over the size limit")
         if size == 0:
             self.state = _TRAILERS
-            self.scanned = buf.pos
+            self.scanned = self.lines = 0
         else:
             self.remaining = size
             self.state = _DATA
@@ -509,23 +554,23 @@ class ChunkedReader:
             self.state = _DONE
             return END_OF_MESSAGE
         if len(data) - pos < 2:
-            if len(data) - pos == 1 and data[pos] != 0x0D and data[pos] in b" \t\n":
-                raise ProtocolError(400, "malformed trailer section")
+            if len(data) - pos == 1 and data[pos] == 0x0A:
+                raise ProtocolError(400, "bare LF in trailer section")
             return NEED_DATA
-        end = data.find(b"\r\n\r\n", max(pos, self.scanned - 3))
+        # scanned: unconsumed bytes already checked, relative to pos (see check_head)
+        end = data.find(b"\r\n\r\n", pos + max(0, self.scanned - 3))
         if end < 0:
-            if len(data) - pos > self.limits.max_header_bytes:
-                raise ProtocolError(431, "trailer section too large")
-            lf = data.find(b"\n", max(pos, self.scanned))
-            while lf >= 0:
-                if data[lf - 1] != 0x0D:
-                    raise ProtocolError(400, "bare LF in trailer section")
-                lf = data.find(b"\n", lf + 1)
-            self.scanned = len(data)
+            self.scanned, self.lines = check_head(
+                data, pos, len(data), -1, self.scanned, self.lines, self.limits, False
+            )
             return NEED_DATA
-        if end - pos > self.limits.max_header_bytes:
-            raise ProtocolError(431, "trailer section too large")
-        trailers = parse_fields(data, pos, end + 2, self.limits, "trailer")
+        try:
+            if end - pos > self.limits.max_header_bytes:
+                raise ProtocolError(431, "trailer section too large")
+            trailers = parse_fields(data, pos, end + 2, self.limits, "trailer")
+        except ProtocolError:
+            check_head(data, pos, end + 4, end, 0, 0, self.limits, False)
+            raise
         buf.pos = end + 4
         self.state = _DONE
         return EndOfMessage(trailers or EMPTY_HEADERS)
