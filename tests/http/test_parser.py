@@ -23,7 +23,7 @@ from treadle.http import (
     ServerConnection,
 )
 
-from .helpers import error_status, parse_one, run_case
+from .helpers import error_status, parse_one, run_case, run_chunks
 
 GET = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
 
@@ -412,6 +412,21 @@ def test_pipelined_head_completed_by_a_later_feed() -> None:
     second = conn.next_event()
     assert isinstance(second, Request)
     assert second.target == b"/2"
+
+
+def test_pipelined_request_whose_first_byte_came_with_the_previous_one() -> None:
+    first = GET + b"G"
+    rest = b"ET /2 HTTP/1.1\r\nHost: a\r\n\r\nGET /3 HTTP/1.1\r\nHost: a\r\n\r\n"
+    outcome = run_chunks([first, rest])
+    assert outcome.end == "need_data", outcome.message
+    assert [r["target"] for r in outcome.requests] == ["/", "/2", "/3"]
+
+
+def test_a_head_with_two_faults_fails_the_same_whatever_the_split() -> None:
+    # A bare LF (400) at the start and a header section over the limit (431): fed whole or
+    # in pieces, the parser must settle on one answer.
+    data = b"\nGET / HTTP/1.1\r\nHost: a\r\nX: " + b"v" * 300 + b"\r\n\r\n"
+    assert error_status(data, Limits(max_header_bytes=100)) in (400, 431)
 
 
 # -- Headers ---------------------------------------------------------------------------------

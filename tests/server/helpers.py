@@ -14,6 +14,7 @@ bodies rather than byte offsets.
 from __future__ import annotations
 
 import socket
+import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,8 +75,26 @@ def hello(request: Request) -> Response:
     return Response(200, [("content-type", "text/plain")], b"hello " + request.path.encode())
 
 
+def tcp_pair() -> tuple[socket.socket, socket.socket]:
+    """A connected TCP pair on the loopback: ``(server side, client side)``.
+
+    For what a Unix socketpair cannot show: a reset (SO_LINGER 0), and a peer's close
+    seen as a FIN (readable at EOF) rather than a hang-up.
+    """
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname()[:2])
+        server, _ = listener.accept()
+    return server, client
+
+
+def reset(sock: socket.socket) -> None:
+    """Close ``sock`` so that the other side gets a reset (TCP only)."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
 class Harness:
-    """One driver on one end of a socketpair; see the module docstring."""
+    """One driver on one end of a socketpair (or a TCP pair); see the module docstring."""
 
     def __init__(
         self,
@@ -84,6 +103,7 @@ class Harness:
         *,
         native: bool = True,
         buffer_bytes: int | None = None,
+        tcp: bool = False,
         **overrides: Any,
     ) -> None:
         if app is None:
@@ -93,7 +113,7 @@ class Harness:
         self.settings = Settings.resolve(overrides, environ={})
         application: Any = NativeApplication(app) if native else app  # type: ignore[arg-type]
         self.ctx = ServerContext(self.reactor, application, self.settings)
-        server_sock, self.peer = socket.socketpair()
+        server_sock, self.peer = tcp_pair() if tcp else socket.socketpair()
         if buffer_bytes is not None:
             for sock in (server_sock, self.peer):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, buffer_bytes)

@@ -549,7 +549,13 @@ class ConnectionDriver:
         if self._iterator is not None and not self._out:
             self._schedule()  # more body to pull, and nothing to wait for
         high_water = ctx.write_low_water if not self._reading else ctx.write_high_water
-        want_read = self._out_size <= high_water and not self._close_when_flushed
+        # Nothing more can come after the peer's EOF; a level poller would report the
+        # socket readable on every turn until the handler answers (a busy loop).
+        want_read = (
+            self._out_size <= high_water
+            and not self._close_when_flushed
+            and not self.conn.their_eof
+        )
         if want_read != self._reading:
             self._reading = want_read
             if want_read and (self._read_ready or self.conn.buffered):
