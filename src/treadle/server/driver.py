@@ -389,15 +389,20 @@ class ConnectionDriver:
     def respond_iterable(
         self, exchange: Exchange, status: int, headers: HeaderList, body: Iterable[bytes]
     ) -> None:
-        self.start_response(exchange, status, headers)
-        if self._exchange is not exchange:
+        if not self._check_exchange(exchange):
             return
+        # iter() before the head: a body that is not iterable still gets a clean 500.
         try:
-            self._iterator = iter(body)
+            iterator = iter(body)
         except Exception:
             log.exception("response body is not iterable")
             self._fail_exchange(exchange)
             return
+        self.start_response(exchange, status, headers)
+        if self._exchange is not exchange:
+            _close_iterator(iterator)  # the head was refused: release the body too
+            return
+        self._iterator = iterator
         self._pump()
 
     def _pump(self) -> None:
@@ -546,8 +551,11 @@ class ConnectionDriver:
         if not self._out and self._close_when_flushed and self._exchange is None:
             self._close_or_linger()
             return
-        if self._iterator is not None and not self._out:
-            self._schedule()  # more body to pull, and nothing to wait for
+        if self._iterator is not None and (not self._out or self._write_ready):
+            # More body to pull, and nothing to wait for: either no output is pending, or
+            # _run stopped after a pump without flushing it and the socket never said
+            # EAGAIN, so an edge poller will not report it writable again.
+            self._schedule()
         high_water = ctx.write_low_water if not self._reading else ctx.write_high_water
         # Nothing more can come after the peer's EOF; a level poller would report the
         # socket readable on every turn until the handler answers (a busy loop).
