@@ -128,6 +128,29 @@ def test_iterable_is_closed_after_it_ends(make, poller):
     assert body.closed == 1
 
 
+def test_non_iterable_body_gives_500(make, poller, caplog):
+    harness = make(lambda request: Response(200, [], 12345), poller=poller)
+    with caplog.at_level(logging.ERROR, logger="treadle.server"):
+        harness.send(get("/"))
+        data = harness.collect(lambda d: harness.peer_eof)
+    [response] = parse_responses(data, eof=True)
+    assert response.status == 500  # not a 200 head cut short: nothing was sent yet
+    assert data.count(b"HTTP/1.1") == 1
+    [record] = _errors(caplog)
+    assert record.exc_info[0] is TypeError
+
+
+def test_iterable_body_with_a_refused_head_is_closed(make, poller, caplog):
+    body = Pieces(None)
+    harness = make(lambda request: Response(200, [("bad name", "v")], body), poller=poller)
+    with caplog.at_level(logging.ERROR, logger="treadle.server"):
+        harness.send(get("/"))
+        data = harness.collect(lambda d: harness.peer_eof)
+    assert statuses(parse_responses(data, eof=True)) == [500]
+    assert body.sent == 0
+    assert body.closed == 1
+
+
 @pytest.mark.parametrize(
     "headers",
     [
