@@ -101,7 +101,7 @@ class Listener:
                     ctx.reactor.call_later(_EMFILE_PAUSE_S, self.start)
                     return
                 log.warning("accept failed: %s", error)
-                return
+                break
             sock.setblocking(False)
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -122,6 +122,14 @@ class Listener:
                 self.pause()
                 return
             ctx.connections.add(driver)
+        # Stopped before EAGAIN (this turn's budget, or an error): an edge-triggered
+        # poller will not report the backlog again, so come back on the next turn.
+        if ctx.edge_triggered and self._accepting:
+            ctx.reactor.call_soon(self._accept_more)
+
+    def _accept_more(self) -> None:
+        if self._accepting:
+            self.handle_read()
 
     def _on_connection_closed(self) -> None:
         if self._waiting_for_close:
