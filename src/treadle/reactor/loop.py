@@ -200,7 +200,10 @@ class Reactor:
         """Run ``callback(*args)`` on the loop thread each time ``signum`` arrives.
 
         Replaces an earlier callback for the same signal. Main thread only (Python
-        raises ValueError elsewhere). ``close()`` restores the handler found here.
+        raises ValueError elsewhere). The first call also makes the waker the process's
+        ``signal.set_wakeup_fd`` (there is one per process, so a second reactor or an
+        asyncio loop would take it over). ``close()`` restores the handlers and the
+        wakeup fd found here.
         """
         if self._closed:
             raise RuntimeError("the reactor is closed")
