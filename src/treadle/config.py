@@ -170,7 +170,9 @@ class Settings:
             if raw is not None:
                 try:
                     if setting.multiple:
-                        value = [setting.convert(part) for part in raw.split(",") if part]
+                        value = [setting.convert(part) for part in raw.split(",") if part.strip()]
+                        if not value:  # a server that listens nowhere is never what was meant
+                            raise ValueError("expected at least one value")
                     else:
                         value = setting.convert(raw)
                 except ValueError as error:
