@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import socket
 
 from ..poll import EVENT_READ, PollerFullError
@@ -78,10 +79,38 @@ class Listener:
     def handle_write(self) -> None:
         return None
 
+    def _next_fd_fits(self, max_fd: int) -> bool:
+        """For a poller bounded by descriptor number (select): would the next accepted
+        socket fit? The kernel hands out the lowest free number, which a dup() shows.
+
+        When it would not, stop accepting until a connection closes, so the client
+        waits in the backlog instead of being accepted and dropped.
+        """
+        probe = os.dup(self.fd)
+        os.close(probe)
+        if probe < max_fd:
+            return True
+        if not self._full_logged:
+            self._full_logged = True
+            log.warning(
+                "not accepting new connections: descriptor %d would pass the %s poller's "
+                "limit of %d (FD_SETSIZE); serving the %d open ones",
+                probe,
+                self.ctx.reactor.poller.name,
+                max_fd,
+                len(self.ctx.connections),
+            )
+        self._waiting_for_close = True
+        self.pause()
+        return False
+
     def handle_read(self) -> None:
         ctx = self.ctx
         accept = self.sock.accept
+        max_fd = ctx.reactor.poller.max_fd
         for _ in range(_ACCEPTS_PER_TURN):
+            if max_fd is not None and not self._next_fd_fits(max_fd):
+                return
             try:
                 sock, client = accept()
             except BlockingIOError:
