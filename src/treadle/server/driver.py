@@ -228,8 +228,6 @@ class ConnectionDriver:
             elif kind is EndOfMessage:
                 self._on_body_end()
             elif event is NEED_DATA:
-                if conn.their_eof:
-                    return
                 return
             elif event is PAUSED:
                 # Our response is still under way, or this cycle ends the connection.
