@@ -294,3 +294,48 @@ def test_a_deadline_moved_later_rearms_rather_than_firing(make, poller, phase_ti
         assert statuses(harness.exchange(get("/"))) == [200]
         harness.advance(0.9)
     assert not harness.driver.closed
+
+
+# ---------------------------------------------------------- discarding after an answer
+
+
+def _refuse_streamed(request: Request) -> Response:
+    if request.body is None:  # streamed: answered before the body came
+        return Response(413, [], b"no")
+    return Response(200, [], b"next")
+
+
+def test_body_discarded_after_an_early_answer_is_timed_as_a_body(make, poller):
+    """After an early answer the client is still sending its body: the idle deadline must
+    not cut it (it did, mid-body, idle_timeout after the answer); the body deadline,
+    moved on by each byte, applies."""
+    harness = make(_refuse_streamed, poller=poller, body_buffer_bytes=10, **TIMEOUTS)
+    harness.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n" + b"z" * 100)
+    [early] = parse_responses(harness.collect(lambda d: d.endswith(b"no")))
+    assert early.status == 413
+    for _ in range(9):  # 900 more bytes, one piece every 2.9 s: over 26 s in all
+        harness.advance(3.0 - EPSILON)
+        assert not harness.driver.closed
+        harness.send(b"z" * 100)
+        harness.turn()
+    harness.send(get("/next"))
+    [response] = parse_responses(harness.collect(lambda d: d.endswith(b"next")))
+    assert response.status == 200
+    # Then the keep-alive wait applies again.
+    harness.advance(5.0 + EPSILON)
+    assert harness.driver.closed
+
+
+def test_body_discarded_after_an_early_answer_stalls(make, poller, caplog):
+    harness = make(_refuse_streamed, poller=poller, body_buffer_bytes=10, **TIMEOUTS)
+    harness.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n" + b"z" * 100)
+    harness.collect(lambda d: d.endswith(b"no"))
+    harness.send(b"z" * 100)
+    harness.turn()
+    harness.advance(3.0 - EPSILON)
+    assert not harness.driver.closed
+    with caplog.at_level(logging.INFO, logger="treadle.server"):
+        harness.advance(2 * EPSILON)
+    # Answered already: no 408 after the 413, the connection just ends.
+    assert harness.collect(lambda d: harness.peer_eof) == b""
+    assert any("body timed out" in r.getMessage() for r in _server_records(caplog))

@@ -307,6 +307,7 @@ class ConnectionDriver:
             stream, self._stream = self._stream, None
             self._phase = _APP
             stream.end()
+        self._discarding = False
 
     def _call_app(self, exchange: Exchange) -> None:
         self._exchange = exchange
@@ -442,7 +443,10 @@ class ConnectionDriver:
         self._queue(data)
         if self._stream is not None:
             # Answered before the body ended: keep reading it, but nobody listens now.
+            # Still the BODY phase: the client is sending, so the idle deadline must
+            # not cut it (each body byte moves the body deadline on).
             self._stream = None
+            self._discarding = True
         if not self.conn.keep_alive:
             self._close_when_flushed = True
             if self.conn.request is not None or self.conn.buffered:
