@@ -98,6 +98,7 @@ class ConnectionDriver:
         self._buffered_size = 0
         self._discarding = False  # reading a body nobody waits for
         self._busy = False  # inside _run
+        self._held_back = False  # _process stopped at the high-water mark
         self._phase = _IDLE
         # Registered first: a full poller (PollerFullError) leaves nothing behind.
         ctx.reactor.add_handler(
@@ -208,9 +209,13 @@ class ConnectionDriver:
         handled = 0
         limit = self.ctx.requests_per_turn
         high_water = self.ctx.write_high_water
+        self._held_back = False
         while not self.closed:
             if self._out_size > high_water:
-                return  # backpressure: _settle resumes reading below the low-water mark
+                # Backpressure: _settle resumes reading below the low-water mark, and
+                # resumes these events once the output is below the high-water mark.
+                self._held_back = True
+                return
             try:
                 event = conn.next_event()
             except ProtocolError as error:
@@ -557,6 +562,10 @@ class ConnectionDriver:
             # More body to pull, and nothing to wait for: either no output is pending, or
             # _run stopped after a pump without flushing it and the socket never said
             # EAGAIN, so an edge poller will not report it writable again.
+            self._schedule()
+        if self._held_back and self._out_size <= ctx.write_high_water:
+            # _process stopped for output that this turn's flush has since sent: nothing
+            # else (no input, no write readiness) would make it take the events it left.
             self._schedule()
         high_water = ctx.write_low_water if not self._reading else ctx.write_high_water
         # Nothing more can come after the peer's EOF; a level poller would report the
