@@ -342,6 +342,9 @@ class ConnectionDriver:
             )
         self._close_when_flushed = True
         self._linger_when_closing = True
+        # Called from application code outside a turn too (a late respond with a bad
+        # field, an end() short of its Content-Length): send and close now.
+        self._flush_soon()
 
     # -------------------------------------------------------------- answering (apps)
 
