@@ -329,3 +329,30 @@ def test_half_closed_peer_still_gets_a_late_answer(make, poller):
     assert [r.body for r in parse_responses(data)] == [b"late but here"]
     harness.run_until(lambda: harness.driver.closed)
     _assert_gone(harness)
+
+
+@pytest.mark.parametrize(
+    "pieces",
+    [lambda: iter(b"abc"), lambda: iter(["text"]), lambda: iter([b"ok", 5])],
+    ids=["ints-from-bytes", "str", "int-after-bytes"],
+)
+def test_iterable_of_non_bytes_pieces_is_cut_not_garbled(make, poller, caplog, pieces):
+    """Iterating over a bytes object yields ints: bytes(97) would be 97 NUL bytes on the
+    wire. Each piece must be bytes-like; anything else is our error, logged, and cut."""
+    harness = make(lambda request: Response(200, [], pieces()), poller=poller)
+    with caplog.at_level(logging.ERROR, logger="treadle.server"):
+        harness.send(get("/"))
+        data = harness.collect(lambda d: harness.peer_eof)
+    assert b"\x00" not in data
+    [response] = parse_responses(data, eof=True)
+    assert not response.complete
+    assert response.body in (b"", b"ok")
+    [record] = _errors(caplog)
+    assert record.exc_info[0] is TypeError
+
+
+def test_iterable_of_bytes_like_pieces(make, poller):
+    pieces = [bytearray(b"ab"), memoryview(b"cd"), b"", b"ef"]
+    harness = make(lambda request: Response(200, [], iter(pieces)), poller=poller)
+    [response] = harness.exchange(get("/"))
+    assert response.body == b"abcdef"

@@ -428,8 +428,12 @@ class ConnectionDriver:
                     _close_iterator(iterator)
                     self.end_response(exchange)
                     return
+                if type(piece) is not bytes:
+                    # Bytes-like only (TypeError otherwise): bytes(97), from iterating
+                    # over a bytes object, would send 97 NUL bytes.
+                    piece = memoryview(piece).tobytes()
                 if piece:
-                    self._queue(conn.send(Data(bytes(piece))))
+                    self._queue(conn.send(Data(piece)))
         except Exception:
             log.exception("unhandled exception in response body iterator")
             self._iterator = None
