@@ -328,3 +328,15 @@ def test_post_body_is_not_mistaken_for_a_request(make, poller):
     body = get("/smuggled")
     responses = harness.exchange(post("/", body) + get("/real"))
     assert [r.body for r in responses] == [b"got " + body, b"got "]
+
+
+def test_half_close_after_a_pipelined_burst_answers_them_all(make, poller):
+    import socket
+
+    harness = make(poller=poller, requests_per_turn=2)
+    harness.send(b"".join(get(f"/{n}") for n in range(7)))
+    harness.peer.shutdown(socket.SHUT_WR)
+    data = harness.collect(lambda d: harness.peer_eof)
+    assert [r.body for r in parse_responses(data)] == [b"hello /%d" % n for n in range(7)]
+    harness.run_until(lambda: harness.driver.closed)
+    assert not harness.registered

@@ -356,3 +356,24 @@ def test_iterable_of_bytes_like_pieces(make, poller):
     harness = make(lambda request: Response(200, [], iter(pieces)), poller=poller)
     [response] = harness.exchange(get("/"))
     assert response.body == b"abcdef"
+
+
+def test_peer_reset_while_output_is_piled_up_closes_quietly(make, poller, caplog):
+    """Not reading (backpressure) and a reset arrives: the write side finds it."""
+    harness = make(
+        lambda request: Response(200, [], b"x" * (2 * 1024 * 1024)),
+        poller=poller,
+        tcp=True,
+        buffer_bytes=32768,
+        write_high_water=65536,
+        write_low_water=16384,
+    )
+    harness.send(get("/"))
+    harness.turn(5)
+    assert harness.driver._out_size > 65536
+    assert not harness.read_interest
+    with caplog.at_level(logging.DEBUG):
+        reset(harness.peer)
+        harness.run_until(lambda: harness.driver.closed)
+    _assert_gone(harness)
+    assert _errors(caplog) == []
