@@ -415,3 +415,28 @@ def test_error_response_message_stays_one_line() -> None:
     status_text, _, rest = body.partition(b"\n")
     assert b"500" in status_text
     assert rest.count(b"\n") <= 1, "the message is one line, whatever it was given"
+
+
+def test_application_date_and_server_replace_the_defaults() -> None:
+    from treadle.http import ResponseDefaults, ServerConnection
+
+    conn = ServerConnection(defaults=ResponseDefaults(server=b"treadle", date=b"D"))
+    conn.receive_data(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    conn.next_event()
+    conn.next_event()
+    out = conn.send_response(200, [("Server", "mine")], b"hi")
+    assert out.lower().count(b"server:") == 1
+    assert b"Server: mine\r\n" in out
+    assert b"date: D\r\n" in out
+
+
+def test_connection_close_is_matched_as_a_token() -> None:
+    from treadle.http import ServerConnection
+
+    conn = ServerConnection()
+    conn.receive_data(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    conn.next_event()
+    conn.next_event()
+    out = conn.send_response(200, [("Connection", "x-closed")], b"hi")
+    assert conn.keep_alive
+    assert b"x-closed" not in out

@@ -37,6 +37,7 @@ from .events import (
     ConnectionClosed,
     Data,
     EndOfMessage,
+    HeaderPairs,
     InformationalResponse,
     Request,
     Response,
@@ -106,6 +107,52 @@ def _remember_field_line(field: tuple[bytes | str, bytes | str], line: bytes) ->
         _FIELD_LINES[field] = line
     except TypeError:
         pass  # an unhashable pair (a list): simply not cached
+
+
+_OWN_DATE, _OWN_SERVER = 1, 2
+_DEFAULT_FIELDS = {b"date": _OWN_DATE, b"server": _OWN_SERVER}
+
+
+def _serialize_fields(
+    headers: HeaderPairs, parts: list[bytes]
+) -> tuple[bytes | None, bool, bool, int]:
+    """Validate an application's response fields and append their lines to ``parts``.
+
+    The fields that frame the message are not appended but returned, since writing
+    them is ours: ``(Content-Length value or None, chunked asked for, Connection asked
+    to close, which of Date/Server the application wrote itself)``. Raises
+    LocalProtocolError for a field that cannot be sent.
+    """
+    length: bytes | None = None
+    chunked = close = False
+    own = 0
+    cache = _FIELD_LINES
+    for field in headers:
+        line = cache.get(field)
+        if line is not None:
+            parts.append(line)
+            continue
+        name, value = encode_field(*field)
+        lowered = name.lower()
+        if lowered == _CONTENT_LENGTH:
+            length = value.strip()
+            continue
+        if lowered == _TRANSFER_ENCODING:
+            if value.strip().lower() != b"chunked":
+                raise LocalProtocolError(f"unsupported Transfer-Encoding {value!r}")
+            chunked = True
+            continue
+        if lowered == _CONNECTION:
+            # A token list (RFC 9110 7.6.1); the field itself is ours to write.
+            close = close or b"close" in [t.strip().lower() for t in value.split(b",")]
+            continue
+        line = name + b": " + value + b"\r\n"
+        parts.append(line)
+        if lowered in _DEFAULT_FIELDS:
+            own |= _DEFAULT_FIELDS[lowered]
+        else:
+            _remember_field_line(field, line)
+    return length, chunked, close, own
 
 
 class ServerConnection:
@@ -284,28 +331,10 @@ class ServerConnection:
         """A whole response with a known body, in one piece (the common fast path)."""
         request = self._check_can_respond(status)
         parts = [status_line(status)]
-        keep_alive = self._keep_alive
-        length_given = None
-        cache = _FIELD_LINES
-        for field in headers:
-            line = cache.get(field)
-            if line is not None:
-                parts.append(line)
-                continue
-            name_b, value_b = encode_field(*field)
-            lowered = name_b.lower()
-            if lowered == _CONTENT_LENGTH:
-                length_given = value_b
-                continue
-            if lowered == _TRANSFER_ENCODING:
-                raise LocalProtocolError("send_response frames the body itself")
-            if lowered == _CONNECTION:
-                if b"close" in value_b.lower():
-                    keep_alive = False
-                continue  # the Connection field is ours to write
-            line = name_b + b": " + value_b + b"\r\n"
-            parts.append(line)
-            _remember_field_line(field, line)
+        length_given, chunked_asked, close, own = _serialize_fields(headers, parts)
+        if chunked_asked:
+            raise LocalProtocolError("send_response frames the body itself")
+        keep_alive = self._keep_alive and not close
         if status in _NO_CONTENT_STATUSES:
             if status == 304 and length_given is not None:
                 parts.append(b"content-length: " + length_given + b"\r\n")
@@ -319,7 +348,7 @@ class ServerConnection:
                 parts.append(b"content-length: %d\r\n" % len(body))
             if request.method == b"HEAD":
                 body = b""
-        self._add_closing_fields(parts, keep_alive, request)
+        self._add_closing_fields(parts, keep_alive, request, own)
         parts.append(b"\r\n")
         parts.append(body)
         self._ours = _SENT
@@ -337,7 +366,9 @@ class ServerConnection:
             raise LocalProtocolError("use InformationalResponse for 1xx")
         return request
 
-    def _add_closing_fields(self, parts: list[bytes], keep_alive: bool, request: Request) -> None:
+    def _add_closing_fields(
+        self, parts: list[bytes], keep_alive: bool, request: Request, own: int
+    ) -> None:
         if (
             keep_alive
             and request.expect_continue
@@ -347,7 +378,14 @@ class ServerConnection:
             # The client may still be waiting to send the body it announced; we cannot
             # tell where the next request would start. Close instead.
             keep_alive = False
-        parts.append(self.defaults.fields)
+        defaults = self.defaults
+        if not own:
+            parts.append(defaults.fields)
+        else:  # the application wrote its own Date or Server: ours gives way
+            if not own & _OWN_DATE and defaults.date:
+                parts.append(b"date: " + defaults.date + b"\r\n")
+            if not own & _OWN_SERVER and defaults.server:
+                parts.append(b"server: " + defaults.server + b"\r\n")
         if not keep_alive:
             parts.append(b"connection: close\r\n")
         elif request.http_version == b"1.0":
@@ -358,27 +396,13 @@ class ServerConnection:
         status = response.status
         request = self._check_can_respond(status)
         parts = [status_line(status, response.reason)]
-        keep_alive = self._keep_alive
+        length_given, chunked_asked, close, own = _serialize_fields(response.headers, parts)
+        keep_alive = self._keep_alive and not close
         length: int | None = None
-        chunked_asked = False
-        for name, value in response.headers:
-            name_b, value_b = encode_field(name, value)
-            lowered = name_b.lower()
-            if lowered == _CONTENT_LENGTH:
-                if not value_b.isdigit():
-                    raise LocalProtocolError(f"invalid Content-Length {value_b!r}")
-                length = int(value_b)
-                continue  # written below, once, unless the framing says otherwise
-            elif lowered == _TRANSFER_ENCODING:
-                if value_b.strip().lower() != b"chunked":
-                    raise LocalProtocolError(f"unsupported Transfer-Encoding {value_b!r}")
-                chunked_asked = True
-                continue  # framing is ours to decide and write
-            elif lowered == _CONNECTION:
-                if b"close" in value_b.lower():
-                    keep_alive = False
-                continue
-            parts.append(name_b + b": " + value_b + b"\r\n")
+        if length_given is not None:
+            if not length_given.isdigit():
+                raise LocalProtocolError(f"invalid Content-Length {length_given!r}")
+            length = int(length_given)
 
         if status in _NO_CONTENT_STATUSES or request.method == b"HEAD":
             framing = _FRAMING_NONE
@@ -395,7 +419,7 @@ class ServerConnection:
             length = None
         if length is not None and status != 204:
             parts.append(b"content-length: %d\r\n" % length)
-        self._add_closing_fields(parts, keep_alive, request)
+        self._add_closing_fields(parts, keep_alive, request, own)
         parts.append(b"\r\n")
         self._framing = framing
         self._remaining = length or 0

@@ -107,13 +107,13 @@ class ResponseDefaults:
     that a response pays one list append for both.
     """
 
-    __slots__ = ("server", "_date", "fields")
+    __slots__ = ("_server", "_date", "fields")
 
     def __init__(self, server: bytes = b"treadle", date: bytes = b"") -> None:
-        self.server = server
-        self._date = b""
+        self._server = server
+        self._date = date
         self.fields = b""
-        self.date = date
+        self._rebuild()
 
     @property
     def date(self) -> bytes:
@@ -122,11 +122,23 @@ class ResponseDefaults:
     @date.setter
     def date(self, value: bytes) -> None:
         self._date = value
+        self._rebuild()
+
+    @property
+    def server(self) -> bytes:
+        return self._server
+
+    @server.setter
+    def server(self, value: bytes) -> None:
+        self._server = value
+        self._rebuild()
+
+    def _rebuild(self) -> None:
         fields = b""
-        if value:
-            fields += b"date: " + value + b"\r\n"
-        if self.server:
-            fields += b"server: " + self.server + b"\r\n"
+        if self._date:
+            fields += b"date: " + self._date + b"\r\n"
+        if self._server:
+            fields += b"server: " + self._server + b"\r\n"
         self.fields = fields
 
 
