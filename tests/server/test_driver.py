@@ -292,12 +292,6 @@ def test_no_100_continue_for_an_empty_body(make, poller, request_bytes):
     assert responses[0].body == b"got "
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ServerConnection closes after a bodiless request with Expect: 100-continue: "
-    "the NO_BODY reader has not reported EndOfMessage when the handler answers, so "
-    "_add_closing_fields thinks the body may still come (http/connection.py)",
-)
 def test_bodiless_expect_continue_keeps_the_connection(make, poller):
     harness = make(_echo_body, poller=poller)
     [response] = harness.exchange(b"GET / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n")

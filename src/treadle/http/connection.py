@@ -372,6 +372,7 @@ class ServerConnection:
         if (
             keep_alive
             and request.expect_continue
+            and request.has_body
             and not self._continue_sent
             and self._their is not _DONE
         ):
