@@ -143,7 +143,7 @@ def test_water_marks_checked_across_options(capsys, served):
 def test_bad_environment_value_is_one_line_and_status_2(capsys, served, monkeypatch):
     monkeypatch.setenv("TREADLE_IDLE_TIMEOUT", "0")
     line = _fails(capsys, ["run", "treadle.demo:hello"])
-    assert line == "treadle: error: TREADLE_IDLE_TIMEOUT='0': must be greater than 0"
+    assert line == "treadle: error: TREADLE_IDLE_TIMEOUT='0': must be greater than 0 (and finite)"
 
 
 def test_environment_then_command_line(served, monkeypatch):

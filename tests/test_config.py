@@ -276,3 +276,9 @@ def test_no_setting_default_is_nan_or_negative():
     for setting in SETTINGS:
         if isinstance(setting.default, (int, float)):
             assert setting.default > 0 and not math.isnan(setting.default)
+
+
+@pytest.mark.parametrize("text", ["inf", "nan", "1e400"])
+def test_timeouts_must_be_finite(text: str) -> None:
+    with pytest.raises(SettingError):
+        Settings.resolve({}, environ={"TREADLE_IDLE_TIMEOUT": text})

@@ -24,8 +24,8 @@ class SettingError(ValueError):
 
 def _positive_float(text: str) -> float:
     value = float(text)
-    if not value > 0:
-        raise ValueError("must be greater than 0")
+    if not 0 < value < 1e9:  # also refuses nan and inf: a deadline must be reachable
+        raise ValueError("must be greater than 0 (and finite)")
     return value
 
 

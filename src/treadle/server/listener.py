@@ -23,6 +23,7 @@ log = logging.getLogger("treadle.server")
 
 _ACCEPTS_PER_TURN = 64
 _EMFILE_PAUSE_S = 0.5
+_FULL_RETRY_S = 1.0
 _OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 
@@ -102,7 +103,15 @@ class Listener:
             )
         self._waiting_for_close = True
         self.pause()
+        # A closing connection resumes accepting; should none be open to close (the
+        # descriptors are held by something else), look again now and then.
+        self.ctx.reactor.call_later(_FULL_RETRY_S, self._retry_when_full)
         return False
+
+    def _retry_when_full(self) -> None:
+        if self._waiting_for_close and self.fd >= 0:
+            self._waiting_for_close = False
+            self.start()
 
     def handle_read(self) -> None:
         ctx = self.ctx
