@@ -13,7 +13,14 @@ import requests
 
 from tests.data.apps import ERROR_MARKER, pattern_bytes
 
-from .helpers import TIMEOUT_S, ServerProcess, chunked, request_bytes, requires_ipv6
+from .helpers import (
+    TIMEOUT_S,
+    RawConnection,
+    ServerProcess,
+    chunked,
+    request_bytes,
+    requires_ipv6,
+)
 
 MAX_BODY = 4096
 BODY_BUFFER = 1024
@@ -331,11 +338,18 @@ def test_pipelined_mixed_methods_and_bodies(server: ServerProcess) -> None:
 
 @requires_ipv6
 def test_ipv6_loopback(spawn: Callable[..., ServerProcess], poller: str) -> None:
-    server = spawn(poller=poller, bind=["[::1]:0"])
-    (line,) = server.log_lines("listening on")
-    assert f"listening on http://[::1]:{server.port} (poller {poller})" in line
+    server = spawn(poller=poller, bind=["[::1]:0", "127.0.0.1:0"])
+    # one log line per bind, in the order given
+    lines = server.log_lines("listening on")
+    assert len(lines) == 2, lines
+    (host6, port6), (host4, port4) = server.addresses
+    assert (host6, host4) == ("::1", "127.0.0.1")
+    assert lines[0].endswith(f"listening on http://[::1]:{port6} (poller {poller})")
+    assert lines[1].endswith(f"listening on http://127.0.0.1:{port4} (poller {poller})")
     with server.connect() as connection:
         document = json.loads(connection.get("/echo").body)
     assert document["client"][0] == "::1"
     response = requests.post(server.url + "/echo", data=b"over IPv6", timeout=TIMEOUT_S)
     assert response.json()["body"] == "over IPv6"
+    with RawConnection((host4, port4)) as connection:
+        assert json.loads(connection.get("/echo").body)["client"][0] == "127.0.0.1"

@@ -61,7 +61,7 @@ def test_slowloris_is_cut_by_the_head_deadline(servers: dict[str, ServerProcess]
         # The deadline runs from the first byte; bytes arriving do not extend it.
         assert lasted >= TIMEOUT_S * 0.9
         assert index < len(head) - 1
-        assert served >= 3
+        assert served >= 2
         server.wait_for_log(rf"closing 127\.0\.0\.1:{port}: request head timed out")
 
     run_on_each(servers, scenario)
