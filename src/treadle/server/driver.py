@@ -320,9 +320,9 @@ class ConnectionDriver:
             self.ctx.app(exchange)
         except Exception:
             log.exception(
-                "unhandled exception in application for %s %r",
+                "unhandled exception in application for %s %s",
                 exchange.request.method.decode("latin-1"),
-                exchange.request.target,
+                exchange.request.target.decode("latin-1"),
             )
             self._fail_exchange(exchange)
 
@@ -645,7 +645,9 @@ class ConnectionDriver:
             log.info(
                 "closing %s: request %s timed out", _format_client(self.client), _PHASE_NAMES[phase]
             )
-            if not self.conn.response_started and self._exchange is None:
+            # 408 whenever nothing was answered yet, even while a streaming handler
+            # holds the exchange: the client learns why, the handler's answer is moot.
+            if not self.conn.response_started:
                 self._queue(
                     error_response(
                         408, f"request {_PHASE_NAMES[phase]} timed out", ctx.defaults.date
