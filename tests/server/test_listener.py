@@ -7,6 +7,7 @@ import errno
 import logging
 import os
 import socket
+import sys
 from typing import Any
 
 import pytest
@@ -310,3 +311,20 @@ def test_full_poller_pauses_until_a_connection_closes(setup_factory, poller, cap
         setup.turn(3)
         assert not setup.accepting
     assert len(_warnings(caplog)) == 1
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux behaviour")
+def test_accepted_sockets_inherit_tcp_nodelay_on_linux() -> None:
+    """The listener skips a setsockopt per connection on the strength of this."""
+    listener = bind_socket("127.0.0.1", 0, 8)
+    try:
+        client = socket.create_connection(listener.getsockname()[:2])
+        listener.setblocking(True)
+        accepted, _ = listener.accept()
+        try:
+            assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+        finally:
+            accepted.close()
+            client.close()
+    finally:
+        listener.close()

@@ -14,6 +14,7 @@ import errno
 import logging
 import os
 import socket
+import sys
 
 from ..poll import EVENT_READ, PollerFullError
 from .context import ServerContext
@@ -22,6 +23,9 @@ from .driver import ConnectionDriver
 log = logging.getLogger("treadle.server")
 
 _ACCEPTS_PER_TURN = 64
+# Linux copies TCP_NODELAY from the listening socket to the accepted ones (checked in
+# tests/server/test_listener.py); elsewhere it is set on each, one system call more.
+_NODELAY_INHERITED = sys.platform.startswith("linux")
 _EMFILE_PAUSE_S = 0.5
 _FULL_RETRY_S = 1.0
 _OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
@@ -38,7 +42,7 @@ def bind_socket(host: str, port: int, backlog: int) -> socket.socket:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        # Accepted sockets inherit TCP_NODELAY on Linux; set again per socket for others.
+        # Accepted sockets inherit TCP_NODELAY on Linux (see _NODELAY_INHERITED).
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind((host, port))
         sock.listen(backlog)
@@ -141,10 +145,11 @@ class Listener:
                 log.warning("accept failed: %s", error)
                 break
             sock.setblocking(False)
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
+            if not _NODELAY_INHERITED:
+                try:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                except OSError:
+                    pass
             try:
                 driver = ConnectionDriver(ctx, sock, client)
             except PollerFullError as error:
