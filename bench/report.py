@@ -422,6 +422,76 @@ def lab_figures(doc: Doc, folder: Path) -> None:
     )
 
 
+def lab_summary(doc: Doc) -> str:
+    """The short table and the figures that docs/io-models.md shows."""
+    s = doc["settings"]
+    counts = [str(n) for n in s["idle_counts"]]
+    top = counts[-1]
+    labels = s["labels"]
+    notes: dict[str, int] = {}
+    rows = []
+    for model, per_n in doc["summary"].items():
+        base, last = per_n["0"], per_n[top]
+        rows.append(
+            [
+                labels.get(model, model),
+                lab_cell(base, "req_per_s", 0, notes),
+                lab_cell(last, "share_of_no_idle", 2, notes),
+                lab_cell(base, "latency_p99_ms", 1, notes),
+                lab_cell(last, "latency_p99_ms", 1, notes),
+                lab_cell(base, "cpu_s_per_1000_req", 4, notes),
+                lab_cell(last, "cpu_s_per_1000_req", 4, notes),
+                lab_cell(last, "rss_per_idle_kib", 1, notes),
+            ]
+        )
+    n = f"{int(top):,}"
+    out = [
+        table(
+            [
+                "model",
+                "req/s, none idle",
+                f"req/s share, {n} idle",
+                "p99 ms, none idle",
+                f"p99 ms, {n} idle",
+                "CPU s / 1k req, none idle",
+                f"CPU s / 1k req, {n} idle",
+                f"KiB per idle connection, {n}",
+            ],
+            rows,
+        ),
+        "",
+    ]
+    out += [f"[{mark}] {reason}." for reason, mark in notes.items()]
+    m = doc.get("machine", {})
+    out += [
+        "",
+        f"Medians of {s['rounds']} rounds, measured {m.get('date', '?')[:10]} at commit "
+        f"`{(m.get('git_commit') or '')[:10]}`.",
+        "",
+    ]
+    for key, alt in (
+        ("throughput", "Requests per second against idle connections held"),
+        ("p99", "p99 latency against idle connections held"),
+        ("rss", "RSS per idle connection"),
+    ):
+        out += [f"![{alt}]({LAB_FIGURES[key]})", ""]
+    return "\n".join(out).rstrip("\n")
+
+
+def update_io_models(docs_dir: Path, doc: Doc) -> None:
+    """Replace the generated block of docs/io-models.md with the lab's latest figures."""
+    page = docs_dir / "io-models.md"
+    if not page.exists():
+        return
+    text = page.read_text()
+    begin, end = "<!-- lab-summary:begin -->", "<!-- lab-summary:end -->"
+    if begin not in text or end not in text:
+        return
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    page.write_text(f"{head}{begin}\n{lab_summary(doc)}\n{end}{tail}")
+
+
 # ----------------------------------------------------------------------------- profile
 
 
@@ -531,8 +601,16 @@ def render(docs: dict[str, Doc], figures: Path) -> str:
         else:
             parts.append(f"No renderer yet; see `bench/results/{name}.json`.")
         parts += ["", machine_line(doc), ""]
+    full = {n: d["elapsed_s"] for n, d in docs.items() if not d.get("quick") and d.get("elapsed_s")}
+    took = sum(full.values())
+    each = ", ".join(f"{name} {seconds / 60:.1f}" for name, seconds in full.items())
     parts += [
         "## Running it",
+        "",
+        f"The results above took {took / 60:.0f} minutes to measure "
+        f"({each} minutes). "
+        "`--quick` takes about two minutes and writes to `bench/results/tmp/`, "
+        "so it never replaces these results.",
         "",
         "```sh",
         "python bench/run.py                    # every scenario, three rounds",
@@ -555,6 +633,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, draw in FIGURES.items():
         if name in docs:
             draw(docs[name], args.docs)
+    if "lab" in docs:
+        update_io_models(args.docs, docs["lab"])
     page = render(docs, args.docs)
     target = args.docs / "benchmarks.md"
     target.write_text(page)

@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
 
     names = args.scenario or list(ALL)
     if args.quick:
-        opts = Options(quick=True, rounds=args.rounds or 1, duration_s=2.0, warmup_s=1.0)
+        opts = Options(quick=True, rounds=args.rounds or 1, duration_s=1.0, warmup_s=1.0)
     else:
         opts = Options(rounds=args.rounds or 3)
     if opts.rounds < 1:
