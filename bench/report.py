@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -108,12 +109,16 @@ def hello_section(doc: Doc, figures: Path) -> str:
     s = doc["settings"]
     out = [
         "wrk with one thread and "
-        f"{s['connections']} connections on core 1, the server alone on core 0; "
-        f"{s['rounds']} interleaved rounds of {num(s['duration_s'])} s per point after a "
-        f"{num(s['warmup_s'])} s warm-up; medians. Modes: keep-alive; pipelined "
-        f"({s['pipeline_depth']} requests per write); `Connection: close` (a new TCP "
-        "connection per request). The peer is uvicorn with uvloop and httptools, one worker, "
-        "serving a raw ASGI app (`bench/peers/asgi_hello.py`).",
+        f"{s['connections']} connections on core 1, the servers on core 0 (all started "
+        "once; only the one under load uses the core); "
+        f"{s['rounds']} rounds, each measuring every server back to back in each mode, "
+        f"{num(s['duration_s'])} s per point after a {num(s['warmup_s'])} s warm-up. "
+        "req/s are medians over the rounds; a ratio is the median of the rounds' own "
+        "ratios (treadle and uvicorn measured within a minute of each other). Modes: "
+        f"keep-alive; pipelined ({s['pipeline_depth']} requests per write); "
+        "`Connection: close` (a new TCP connection per request). The peer is uvicorn "
+        "with uvloop and httptools, one worker, serving a raw ASGI app "
+        "(`bench/peers/asgi_hello.py`); treadle serves `treadle.demo:hello`.",
         "",
     ]
     servers = list(next(iter(doc["summary"].values())))
@@ -151,6 +156,29 @@ def hello_section(doc: Doc, figures: Path) -> str:
     out.append(
         table(["server", "keep-alive p50", "keep-alive p99", "close p50", "close p99"], lat_rows)
     )
+    if "cpu_us_per_req" in doc["summary"]["keep-alive"][servers[0]]:
+        cost_rows = [
+            [server]
+            + [num(doc["summary"][m][server].get("cpu_us_per_req"), 1) for m in doc["summary"]]
+            + [
+                num(doc["summary"][m][server].get("minor_faults_per_req"), 3)
+                for m in doc["summary"]
+            ]
+            for server in servers
+        ]
+        out += [
+            "",
+            "The server's own cost per request: CPU microseconds (`utime + stime` from "
+            "`/proc`) and minor page faults (fresh memory mapped while serving; a healthy "
+            "steady state has almost none).",
+            "",
+            table(
+                ["server"]
+                + [f"{m} CPU µs" for m in doc["summary"]]
+                + [f"{m} faults" for m in doc["summary"]],
+                cost_rows,
+            ),
+        ]
     out += ["", errors_block(doc)]
     return "\n".join(out)
 
@@ -240,6 +268,18 @@ def lab_rows(doc: Doc) -> list[Row]:
     rows: list[Row] = []
     summary = doc["summary"]
     threaded = summary.get("threaded", {}).get("10000", {})
+    epoll = summary.get("epoll", {}).get("10000", {})
+    if epoll.get("req_per_s") and threaded.get("req_per_s"):
+        rows.append(
+            (
+                "lab, epoll: req/s with 10,000 idle, next to a thread per connection",
+                f"{num(epoll['req_per_s'])} req/s",
+                f"threads {num(threaded['req_per_s'])} req/s",
+                times(ratio_of(epoll["req_per_s"], threaded["req_per_s"])),
+                "–",
+                "–",
+            )
+        )
     for key, target in doc["targets"].items():
         model = key.split()[0]
         entry = summary.get(model, {}).get("10000", {})
@@ -296,7 +336,9 @@ def lab_section(doc: Doc, figures: Path) -> str:
         f"A fresh server per point, on core 0, holds N idle keep-alive connections "
         f"({s['idle_connections']}; opened by `bench/idle_holder.py` on core 1) while wrk "
         f"drives {s['active_connections']} active keep-alive connections for "
-        f"{num(s['duration_s'])} s; {s['rounds']} interleaved rounds, medians. Before "
+        f"{num(s['duration_s'])} s. {s['rounds']} rounds; in each, every model measures "
+        "its idle counts back to back. Figures are medians over the rounds, and a share of "
+        "the throughput with none idle is the median of the rounds' own shares. Before "
         "the idle connections the server is warmed up; RSS per idle connection is the "
         "growth of `VmRSS` while they were opened, divided by their number (kernel socket "
         "buffers are not part of it). treadle runs with "
@@ -341,6 +383,14 @@ def lab_figures(doc: Doc, folder: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
+
+    def minor_label(value: float, _pos: int) -> str:
+        """Label the 2s and 5s between the powers of ten of a log axis."""
+        if value <= 0:
+            return ""
+        lead = value / 10 ** math.floor(math.log10(value))
+        return f"{value:,g}" if round(lead) in (2, 5) and abs(lead - round(lead)) < 1e-6 else ""
 
     s = doc["settings"]
     labels = s["labels"]
@@ -365,26 +415,37 @@ def lab_figures(doc: Doc, folder: Path) -> None:
         scale: float = 1.0,
     ) -> None:
         fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=110)
+        shown: set[int] = set()
         for model, per_n in doc["summary"].items():
             xs, ys = [], []
             for n in counts:
                 value = per_n[str(n)].get(key)
-                if value is None or (skip_zero and n == 0):
+                if value is None or (skip_zero and n == 0) or (logy and value <= 0):
                     continue
                 xs.append(n)
                 ys.append(value * scale)
             if not xs:
                 continue
+            shown.update(xs)
             color, marker = styles.get(model, (None, "o"))
             ax.plot(xs, ys, marker=marker, color=color, label=labels.get(model, model))
         if target is not None:
-            ax.axhline(target, color="black", linestyle=":", linewidth=1, label="target")
+            ax.axhline(
+                target,
+                color="black",
+                linestyle=":",
+                linewidth=1,
+                label=f"target for epoll: {target:g}",
+            )
+        ticks = [n for n in counts if n in shown] or counts
         ax.set_xscale("symlog", linthresh=100)
-        ax.set_xticks(counts)
-        ax.set_xticklabels([f"{n:,}" for n in counts])
-        ax.set_xlim(left=-10 if not skip_zero else 80)
+        ax.set_xticks(ticks)
+        ax.set_xticklabels([f"{n:,}" for n in ticks])
+        ax.set_xlim(left=-10 if 0 in ticks else ticks[0] * 0.8, right=ticks[-1] * 1.15)
         if logy:
             ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,g}"))
+            ax.yaxis.set_minor_formatter(FuncFormatter(minor_label))
         ax.set_xlabel("idle keep-alive connections held")
         ax.set_ylabel(ylabel)
         ax.grid(True, which="both", alpha=0.3)

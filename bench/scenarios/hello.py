@@ -29,6 +29,8 @@ from harness import (
     free_port,
     log_tail,
     median,
+    proc_cpu_s,
+    proc_minor_faults,
     python,
     ratio,
     run_wrk,
@@ -168,8 +170,15 @@ def run(ctx: Context) -> dict[str, Any]:
                         continue
                     port = ports[server]
                     run_wrk(port, duration_s=opts.warmup_s, procs=ctx.procs, **spec)
+                    cpu0, faults0 = proc_cpu_s(proc.pid), proc_minor_faults(proc.pid)
                     res = run_wrk(port, duration_s=opts.duration_s, procs=ctx.procs, **spec)
-                    points.append({"round": rnd, "server": server, "mode": mode, **res.as_dict()})
+                    cpu1, faults1 = proc_cpu_s(proc.pid), proc_minor_faults(proc.pid)
+                    point = {"round": rnd, "server": server, "mode": mode, **res.as_dict()}
+                    if res.requests and None not in (cpu0, cpu1, faults0, faults1):
+                        # the server's own cost per request: CPU time, and fresh pages
+                        point["cpu_us_per_req"] = round((cpu1 - cpu0) / res.requests * 1e6, 2)
+                        point["minor_faults_per_req"] = round((faults1 - faults0) / res.requests, 4)
+                    points.append(point)
                     if not res.clean:
                         errors.append(
                             {
@@ -218,6 +227,8 @@ def summarise(points: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
                 "req_per_s": median([p["req_per_s"] for p in runs if p["requests"]]),
                 "latency_p50_ms": median([p["latency_p50_ms"] for p in runs]),
                 "latency_p99_ms": median([p["latency_p99_ms"] for p in runs]),
+                "cpu_us_per_req": median([p.get("cpu_us_per_req") for p in runs]),
+                "minor_faults_per_req": median([p.get("minor_faults_per_req") for p in runs]),
                 "runs": [p["req_per_s"] for p in runs],
             }
         peer = per_server.get(PEER, {}).get("req_per_s")
