@@ -114,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         procs.stop_all()
+    progress.scenario = "run"
     progress.say(f"all done, {len(names) - len(failed)} of {len(names)} scenarios")
 
     if not args.no_report and not opts.quick:
