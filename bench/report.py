@@ -580,6 +580,18 @@ def profile_section(doc: Doc, figures: Path) -> str:
             table(["function", "own time", "µs per request", "calls"], rows),
             "",
         ]
+    for entry in doc.get("parser", []):
+        rows = [
+            [f"`{r['function']}`", num(r["own_us_per_op"], 3), num(r["calls_per_op"], 2)]
+            for r in entry["top_by_own_time"][:10]
+        ]
+        out += [
+            f"**HTTP core alone, {entry['case']}** (`bench/scenarios/parser.py`; "
+            f"{num(entry['profiled_us_per_op'], 2)} µs per operation under cProfile)",
+            "",
+            table(["function", "own µs per operation", "calls per operation"], rows),
+            "",
+        ]
     mem = doc.get("memory") or {}
     if mem:
         rows = [

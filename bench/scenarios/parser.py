@@ -66,6 +66,8 @@ MINIMAL_REQUEST = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
 BODY = b"Hello, world!"
 DATE = b"Fri, 27 Nov 2026 10:00:00 GMT"
 BATCH_TARGET_NS = 20_000_000
+#: how the harness starts a measuring process (in bench/, pinned to the server core)
+CHILD = "import sys; from scenarios.parser import child_main; sys.exit(child_main(sys.argv[1:]))"
 
 
 # ----------------------------------------------------------------------------- treadle
@@ -406,14 +408,69 @@ def measure_case(case: str, batches: int, first: int) -> dict[str, list[float]]:
     return samples
 
 
+def profile_case(case: str, n: int = 50_000) -> dict[str, Any]:
+    """treadle's functions by own time for ``n`` operations of ``case``, under cProfile."""
+    import cProfile
+    import pstats
+
+    profile = cProfile.Profile()
+    if case == "serialise":
+        from treadle.http import Limits, ResponseDefaults, ServerConnection
+
+        defaults = ResponseDefaults(server=b"treadle", date=DATE)
+        conns = []
+        for _ in range(n + 1000):
+            conn = ServerConnection(Limits(), defaults=defaults)
+            conn.receive_data(request_of(case))
+            conn.next_event()
+            conn.next_event()
+            conns.append(conn)
+        headers = [(b"content-type", b"text/plain")]
+        for conn in conns[n:]:  # warm up outside the profile
+            conn.send_response(200, headers, BODY)
+
+        def respond_all() -> None:
+            for conn in conns[:n]:
+                conn.send_response(200, headers, BODY)
+
+        profile.runcall(respond_all)
+    else:
+        run = treadle_impl(case, request_of(case))
+        run(1000)  # warm up outside the profile
+        profile.runcall(run, n)
+    stats = pstats.Stats(profile)
+    rows = []
+    for (filename, line, func), (_cc, calls, own, cum, _) in stats.stats.items():  # type: ignore[attr-defined]
+        where = filename.split("/src/", 1)[-1] if "/src/" in filename else filename
+        rows.append(
+            {
+                "function": f"{where}:{line}({func})",
+                "calls_per_op": round(calls / n, 2),
+                "own_us_per_op": round(own / n * 1e6, 3),
+                "cumulative_us_per_op": round(cum / n * 1e6, 3),
+            }
+        )
+    rows.sort(key=lambda r: r["own_us_per_op"], reverse=True)
+    total = sum(r["own_us_per_op"] for r in rows)
+    return {
+        "case": case,
+        "operations": n,
+        "profiled_us_per_op": round(total, 3),
+        "top_by_own_time": rows[:15],
+    }
+
+
 def child_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--case", choices=CASES)
     parser.add_argument("--batches", type=int, default=7)
     parser.add_argument("--first", type=int, default=0)
     parser.add_argument("--outputs", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="cProfile treadle on --case")
     args = parser.parse_args(argv)
-    if args.outputs:
+    if args.profile:
+        out = profile_case(args.case)
+    elif args.outputs:
         out = {
             kind: {impl: OUTPUTS[impl](raw) for impl in IMPLS}
             for kind, raw in (("browser", BROWSER_REQUEST), ("minimal", MINIMAL_REQUEST))
@@ -431,7 +488,7 @@ def _child(ctx: Any, args: list[str]) -> Any:
     from harness import BENCH_DIR, SERVER_CPU, BenchError, python
 
     proc = ctx.procs.start(
-        [python(), "-m", "scenarios.parser", *args],
+        [python(), "-c", CHILD, *args],
         cpu=SERVER_CPU,
         stdout=subprocess.PIPE,
         cwd=BENCH_DIR,

@@ -35,6 +35,7 @@ from harness import (
 )
 from scenarios.hello import MODES, treadle_argv, treadle_available
 from scenarios.lab import BACKLOG, IDLE_TIMEOUT_S, Holder
+from scenarios.parser import CHILD
 
 NAME = "profile"
 TITLE = "Where treadle's time and memory go (cProfile under wrk, tracemalloc with idle connections)"
@@ -43,8 +44,29 @@ IDLE = 10000
 WRAPPER = BENCH_DIR / "peers" / "instrumented_treadle.py"
 
 
+PARSER_CASES = ("parse-browser", "serialise")
+
+
 def count_points(ctx: Context) -> int:
-    return len(MODES) + 1 if treadle_available() else 0
+    return len(MODES) + 1 + len(PARSER_CASES) if treadle_available() else 0
+
+
+def profile_parser(ctx: Context, case: str) -> dict[str, Any]:
+    """treadle's HTTP core alone under cProfile (see scenarios/parser.py)."""
+    proc = ctx.procs.start(
+        [python(), "-c", CHILD, "--profile", "--case", case],
+        cpu=SERVER_CPU,
+        stdout=subprocess.PIPE,
+        cwd=BENCH_DIR,
+        log_name="profile-parser",
+    )
+    try:
+        out, _ = proc.communicate(timeout=300)
+    finally:
+        ctx.procs.stop(proc)
+    if proc.returncode != 0:
+        raise BenchError(f"parser profile failed: {log_tail(proc)}")
+    return json.loads(out)
 
 
 def _argv(mode: str, out: str, port: int) -> list[str]:
@@ -163,6 +185,13 @@ def run(ctx: Context) -> dict[str, Any]:
         except BenchError as exc:
             errors.append({"mode": mode, "error": str(exc)})
         ctx.progress.step(f"cProfile, {mode}")
+    parser = []
+    for case in PARSER_CASES:
+        try:
+            parser.append(profile_parser(ctx, case))
+        except BenchError as exc:
+            errors.append({"parser": case, "error": str(exc)})
+        ctx.progress.step(f"cProfile, HTTP core alone, {case}")
     try:
         mem = memory(ctx)
     except BenchError as exc:
@@ -178,6 +207,7 @@ def run(ctx: Context) -> dict[str, Any]:
             "idle_connections": IDLE,
         },
         "cpu": cpu,
+        "parser": parser,
         "memory": mem,
         "errors": errors,
     }
