@@ -169,6 +169,12 @@ def run(ctx: Context) -> dict[str, Any]:
                         ctx.progress.step(f"{label}: not running")
                         continue
                     port = ports[server]
+                    try:
+                        wait_for_port(port, proc, timeout_s=10)  # still accepting?
+                    except BenchError as exc:
+                        errors.append({"round": rnd, "server": server, "error": str(exc)})
+                        ctx.progress.step(f"{label}: not accepting")
+                        continue
                     run_wrk(port, duration_s=opts.warmup_s, procs=ctx.procs, **spec)
                     cpu0, faults0 = proc_cpu_s(proc.pid), proc_minor_faults(proc.pid)
                     res = run_wrk(port, duration_s=opts.duration_s, procs=ctx.procs, **spec)
