@@ -80,10 +80,11 @@ class ReceiveBuffer:
         """Consume and return up to ``size`` bytes."""
         data, pos = self.data, self.pos
         end = pos + size
-        if pos == 0 and end >= len(data):
+        if end >= len(data):
+            # Everything left: drop our reference, so an idle connection holds no bytes.
             self.data, self.pos = b"", 0
-            return data
-        self.pos = min(end, len(data))
+            return data if pos == 0 else data[pos:]
+        self.pos = end
         return data[pos:end]
 
 
