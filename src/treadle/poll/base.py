@@ -132,3 +132,56 @@ def timeout_to_seconds(timeout_s: float | None) -> float | None:
     if ms > 0:
         return ms * 0.001 - 1e-7
     return None if ms < 0 else 0.0
+
+
+class MaskTranslator:
+    """Our event masks to one kernel interface's bits and back.
+
+    ``poll`` and ``epoll`` differ only in the names of their bits, so both backends use
+    one of these. Translating what the kernel reports goes through a cache of the raw
+    masks seen so far: a loop sees only a handful, so after warm-up it is one dict
+    lookup per ready descriptor.
+    """
+
+    __slots__ = ("_read_bits", "_write_bit", "_error_bits", "_cache")
+
+    def __init__(self, read_bits: int, write_bit: int, error_bits: int) -> None:
+        #: asked for with EVENT_READ and reported as it (readable, and the peer's
+        #: shutdown of its side where the kernel can say so)
+        self._read_bits = read_bits
+        self._write_bit = write_bit
+        #: reported whatever was asked (hang-up, error, invalid descriptor)
+        self._error_bits = error_bits
+        self._cache: dict[int, int] = {}
+
+    def to_kernel(self, events: int) -> int:
+        """The kernel mask that asks for ``events``."""
+        mask = 0
+        if events & EVENT_READ:
+            mask |= self._read_bits
+        if events & EVENT_WRITE:
+            mask |= self._write_bit
+        return mask
+
+    def from_kernel(self, raw: int) -> int:
+        """Our mask for a kernel-reported ``raw`` mask."""
+        events = 0
+        if raw & self._read_bits:
+            events |= EVENT_READ
+        if raw & self._write_bit:
+            events |= EVENT_WRITE
+        if raw & self._error_bits:
+            events |= EVENT_ERROR
+        return events
+
+    def translate(self, ready: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """``(fd, raw)`` pairs from the kernel to ``(fd, events)`` pairs."""
+        cache = self._cache
+        try:
+            return [(fd, cache[raw]) for fd, raw in ready]
+        except KeyError:
+            # A raw mask not seen before: learn every new one, then translate again.
+            for _, raw in ready:
+                if raw not in cache:
+                    cache[raw] = self.from_kernel(raw)
+            return [(fd, cache[raw]) for fd, raw in ready]

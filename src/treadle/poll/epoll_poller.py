@@ -37,14 +37,7 @@ from __future__ import annotations
 import select
 from contextlib import suppress
 
-from .base import (
-    ALL_EVENTS,
-    EVENT_ERROR,
-    EVENT_READ,
-    EVENT_WRITE,
-    check_registration,
-    timeout_to_seconds,
-)
+from .base import ALL_EVENTS, MaskTranslator, check_registration, timeout_to_seconds
 
 # getattr with Linux's values: the module must import where epoll does not exist, so
 # that ``available_pollers`` can report it missing rather than fail to import.
@@ -55,30 +48,13 @@ _EPOLLHUP: int = getattr(select, "EPOLLHUP", 0x010)
 _EPOLLRDHUP: int = getattr(select, "EPOLLRDHUP", 0x2000)
 _EPOLLET: int = getattr(select, "EPOLLET", 1 << 31)
 
-_READ_BITS = _EPOLLIN | _EPOLLRDHUP
-_ERROR_BITS = _EPOLLERR | _EPOLLHUP
+_MASKS = MaskTranslator(
+    read_bits=_EPOLLIN | _EPOLLRDHUP,
+    write_bit=_EPOLLOUT,
+    error_bits=_EPOLLERR | _EPOLLHUP,
+)
 #: what the edge backend always registers
 _EDGE_MASK = _EPOLLIN | _EPOLLOUT | _EPOLLRDHUP | _EPOLLET
-
-
-def _to_epoll_mask(events: int) -> int:
-    mask = 0
-    if events & EVENT_READ:
-        mask |= _EPOLLIN | _EPOLLRDHUP
-    if events & EVENT_WRITE:
-        mask |= _EPOLLOUT
-    return mask
-
-
-def _from_epoll_mask(raw: int) -> int:
-    events = 0
-    if raw & _READ_BITS:
-        events |= EVENT_READ
-    if raw & _EPOLLOUT:
-        events |= EVENT_WRITE
-    if raw & _ERROR_BITS:
-        events |= EVENT_ERROR
-    return events
 
 
 class _EpollBase:
@@ -93,7 +69,6 @@ class _EpollBase:
         # fd -> the mask the caller asked for (the edge backend keeps it only to know
         # what is registered)
         self._events: dict[int, int] = {}
-        self._translated: dict[int, int] = {}
 
     def fileno(self) -> int:
         """Return the epoll descriptor (for diagnostics; callers do not poll it)."""
@@ -110,16 +85,7 @@ class _EpollBase:
 
     def poll(self, timeout_s: float | None) -> list[tuple[int, int]]:
         """Wait for readiness; see ``Poller.poll``."""
-        ready = self._epoll.poll(timeout_to_seconds(timeout_s))
-        translated = self._translated
-        try:
-            return [(fd, translated[raw]) for fd, raw in ready]
-        except KeyError:
-            # A raw mask not seen before: learn every new one, then translate again.
-            for _, raw in ready:
-                if raw not in translated:
-                    translated[raw] = _from_epoll_mask(raw)
-            return [(fd, translated[raw]) for fd, raw in ready]
+        return _MASKS.translate(self._epoll.poll(timeout_to_seconds(timeout_s)))
 
     def close(self) -> None:
         """Close the epoll descriptor; safe to call twice."""
@@ -142,7 +108,7 @@ class EpollPoller(_EpollBase):
         check_registration(fd, events)
         if fd in self._events:
             raise FileExistsError(f"fd {fd} is already registered with the epoll poller")
-        self._epoll.register(fd, _to_epoll_mask(events))
+        self._epoll.register(fd, _MASKS.to_kernel(events))
         self._events[fd] = events
 
     def modify(self, fd: int, events: int) -> None:
@@ -155,7 +121,7 @@ class EpollPoller(_EpollBase):
         if current is None:
             raise FileNotFoundError(f"fd {fd} is not registered with the epoll poller")
         if current != events:
-            self._epoll.modify(fd, _to_epoll_mask(events))
+            self._epoll.modify(fd, _MASKS.to_kernel(events))
             self._events[fd] = events
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import select
 
-from .base import EVENT_ERROR, EVENT_READ, EVENT_WRITE, check_registration, timeout_to_ms
+from .base import MaskTranslator, check_registration, timeout_to_ms
 
 # getattr: these names exist only where select.poll does, and the module must import on
 # any platform so that ``available_pollers`` can say what is missing.
@@ -27,28 +27,11 @@ _POLLHUP: int = getattr(select, "POLLHUP", 0x010)
 _POLLNVAL: int = getattr(select, "POLLNVAL", 0x020)
 _POLLRDHUP: int = getattr(select, "POLLRDHUP", 0)  # Linux only; 0 adds nothing elsewhere
 
-_READ_BITS = _POLLIN | _POLLRDHUP
-_ERROR_BITS = _POLLERR | _POLLHUP | _POLLNVAL
-
-
-def _to_poll_mask(events: int) -> int:
-    mask = 0
-    if events & EVENT_READ:
-        mask |= _POLLIN | _POLLRDHUP
-    if events & EVENT_WRITE:
-        mask |= _POLLOUT
-    return mask
-
-
-def _from_poll_mask(raw: int) -> int:
-    events = 0
-    if raw & _READ_BITS:
-        events |= EVENT_READ
-    if raw & _POLLOUT:
-        events |= EVENT_WRITE
-    if raw & _ERROR_BITS:
-        events |= EVENT_ERROR
-    return events
+_MASKS = MaskTranslator(
+    read_bits=_POLLIN | _POLLRDHUP,
+    write_bit=_POLLOUT,
+    error_bits=_POLLERR | _POLLHUP | _POLLNVAL,
+)
 
 
 class PollPoller:
@@ -61,16 +44,13 @@ class PollPoller:
     def __init__(self) -> None:
         self._poll = select.poll()
         self._events: dict[int, int] = {}
-        # Raw kernel masks seen so far -> our masks. A loop sees only a handful of
-        # distinct raw masks, so after warm-up translation is one dict lookup per event.
-        self._translated: dict[int, int] = {}
 
     def register(self, fd: int, events: int) -> None:
         """Start watching ``fd``; see ``Poller.register``."""
         check_registration(fd, events)
         if fd in self._events:
             raise FileExistsError(f"fd {fd} is already registered with the poll poller")
-        self._poll.register(fd, _to_poll_mask(events))
+        self._poll.register(fd, _MASKS.to_kernel(events))
         self._events[fd] = events
 
     def modify(self, fd: int, events: int) -> None:
@@ -78,7 +58,7 @@ class PollPoller:
         check_registration(fd, events)
         if fd not in self._events:
             raise FileNotFoundError(f"fd {fd} is not registered with the poll poller")
-        self._poll.modify(fd, _to_poll_mask(events))
+        self._poll.modify(fd, _MASKS.to_kernel(events))
         self._events[fd] = events
 
     def unregister(self, fd: int) -> None:
@@ -88,16 +68,7 @@ class PollPoller:
 
     def poll(self, timeout_s: float | None) -> list[tuple[int, int]]:
         """Wait for readiness; see ``Poller.poll``."""
-        ready = self._poll.poll(timeout_to_ms(timeout_s))
-        translated = self._translated
-        try:
-            return [(fd, translated[raw]) for fd, raw in ready]
-        except KeyError:
-            # A raw mask not seen before: learn every new one, then translate again.
-            for _, raw in ready:
-                if raw not in translated:
-                    translated[raw] = _from_poll_mask(raw)
-            return [(fd, translated[raw]) for fd, raw in ready]
+        return _MASKS.translate(self._poll.poll(timeout_to_ms(timeout_s)))
 
     def close(self) -> None:
         """Forget every descriptor; a poll object holds no kernel resource."""
