@@ -69,6 +69,7 @@ _RECV_SIZE = 64 * 1024
 _LINGER_S = 2.0
 
 _DISCONNECT_ERRORS = (ConnectionError, TimeoutError)
+_DISCONNECT_ERRNOS = (errno.ECONNRESET, errno.EPIPE, errno.ENOTCONN, errno.ETIMEDOUT)
 
 
 class ConnectionDriver:
@@ -197,12 +198,8 @@ class ConnectionDriver:
                 break
             except InterruptedError:
                 continue
-            except _DISCONNECT_ERRORS:
-                self._abort()
-                return
             except OSError as error:
-                self._log_os_error("recv", error)
-                self._abort()
+                self._io_failed("recv", error)
                 return
             if not data:
                 self._read_ready = False
@@ -548,12 +545,8 @@ class ConnectionDriver:
                 break
             except InterruptedError:
                 continue
-            except _DISCONNECT_ERRORS:
-                self._abort()
-                return
             except OSError as error:
-                self._log_os_error("send", error)
-                self._abort()
+                self._io_failed("send", error)
                 return
             sent_total += sent
         if sent_total and self._phase == _WRITE:
@@ -749,10 +742,12 @@ class ConnectionDriver:
             pass
         self.ctx.connection_closed(self)
 
-    def _log_os_error(self, what: str, error: OSError) -> None:
-        if error.errno in (errno.ECONNRESET, errno.EPIPE, errno.ENOTCONN, errno.ETIMEDOUT):
-            return
-        log.warning("%s failed for %s: %s", what, _format_client(self.client), error)
+    def _io_failed(self, what: str, error: OSError) -> None:
+        """A recv or send failed: the peer is gone (quietly) or something odd (logged)."""
+        quiet = isinstance(error, _DISCONNECT_ERRORS) or error.errno in _DISCONNECT_ERRNOS
+        if not quiet:
+            log.warning("%s failed for %s: %s", what, _format_client(self.client), error)
+        self._abort()
 
 
 def _close_iterator(iterator: object) -> None:
