@@ -394,36 +394,35 @@ class ConnectionDriver:
     def start_response(self, exchange: Exchange, status: int, headers: HeaderList) -> None:
         if not self._check_exchange(exchange):
             return
-        try:
-            data = self.conn.send(Response(status, headers))
-        except LocalProtocolError:
-            log.exception("application response rejected")
-            self._fail_exchange(exchange)
-            return
-        self._queue(data)
-        self._flush_soon()
+        data = self._serialize(exchange, Response(status, headers))
+        if data is not None:
+            self._queue(data)
+            self._flush_soon()
 
     def write_body(self, exchange: Exchange, data: bytes) -> None:
         if not self._check_exchange(exchange) or not data:
             return
-        try:
-            self._queue(self.conn.send(Data(data)))
-        except LocalProtocolError:
-            log.exception("application body rejected")
-            self._fail_exchange(exchange)
-            return
-        self._flush_soon()
+        out = self._serialize(exchange, Data(data))
+        if out is not None:
+            self._queue(out)
+            self._flush_soon()
 
     def end_response(self, exchange: Exchange) -> None:
         if not self._check_exchange(exchange):
             return
+        data = self._serialize(exchange, EndOfMessage())
+        if data is not None:
+            self._complete(exchange, data)
+
+    def _serialize(self, exchange: Exchange, event: Response | Data | EndOfMessage) -> bytes | None:
+        """The bytes of an application's event, or None when it cannot be sent (logged;
+        the exchange then failed: a 500, or the connection cut)."""
         try:
-            data = self.conn.send(EndOfMessage())
+            return self.conn.send(event)
         except LocalProtocolError:
-            log.exception("application body rejected")
+            log.exception("application response rejected")
             self._fail_exchange(exchange)
-            return
-        self._complete(exchange, data)
+            return None
 
     def respond_iterable(
         self, exchange: Exchange, status: int, headers: HeaderList, body: Iterable[bytes]
