@@ -440,3 +440,14 @@ def test_connection_close_is_matched_as_a_token() -> None:
     out = conn.send_response(200, [("Connection", "x-closed")], b"hi")
     assert conn.keep_alive
     assert b"x-closed" not in out
+
+
+def test_fields_given_as_lists_are_accepted() -> None:
+    from treadle.http import ServerConnection
+
+    conn = ServerConnection()
+    conn.receive_data(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    conn.next_event()
+    conn.next_event()
+    out = conn.send_response(200, [["x-a", "1"]], b"hi")  # type: ignore[list-item]
+    assert b"x-a: 1\r\n" in out

@@ -129,7 +129,10 @@ def _serialize_fields(
     own = 0
     cache = _FIELD_LINES
     for field in headers:
-        line = cache.get(field)
+        try:
+            line = cache.get(field)
+        except TypeError:  # an unhashable pair (a list): validated every time
+            line = None
         if line is not None:
             parts.append(line)
             continue
