@@ -451,3 +451,14 @@ def test_fields_given_as_lists_are_accepted() -> None:
     conn.next_event()
     out = conn.send_response(200, [["x-a", "1"]], b"hi")  # type: ignore[list-item]
     assert b"x-a: 1\r\n" in out
+
+
+def test_a_field_value_that_is_not_text_is_our_error() -> None:
+    from treadle.http import LocalProtocolError, ServerConnection
+
+    conn = ServerConnection()
+    conn.receive_data(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    conn.next_event()
+    conn.next_event()
+    with pytest.raises(LocalProtocolError):
+        conn.send_response(200, [("x-count", 5)], b"hi")  # type: ignore[list-item]

@@ -54,6 +54,8 @@ def encode_field(name: bytes | str, value: bytes | str) -> tuple[bytes, bytes]:
             value = value.encode("latin-1")
         except UnicodeEncodeError:
             raise LocalProtocolError(f"field value {value!r} is not latin-1") from None
+    if not isinstance(name, bytes) or not isinstance(value, bytes):
+        raise LocalProtocolError(f"field {name!r}: {value!r} is not made of str or bytes")
     if TOKEN_RE.fullmatch(name) is None:
         raise LocalProtocolError(f"invalid field name {name!r}")
     if RESPONSE_VALUE_RE.fullmatch(value) is None:
