@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import socket
-import threading
-from collections.abc import Iterator
+
+from ..support import hang_guard as hang_guard  # re-exported for the poller tests
 
 
 def fill(sock: socket.socket) -> int:
@@ -36,28 +34,3 @@ def drain(sock: socket.socket) -> bytes:
             break
         parts.append(data)
     return b"".join(parts)
-
-
-@contextlib.contextmanager
-def hang_guard(seconds: float = 10.0) -> Iterator[None]:
-    """Fail, rather than hang the run, if the body blocks for ``seconds``.
-
-    A guard against a broken backend, not a timing assertion: the bound is far above
-    anything a working backend needs.
-    """
-    if threading.current_thread() is not threading.main_thread() or not hasattr(
-        signal, "setitimer"
-    ):
-        yield
-        return
-
-    def on_alarm(signum: int, frame: object) -> None:
-        raise TimeoutError(f"blocked for more than {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)

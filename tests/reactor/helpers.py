@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from treadle.poll import Poller
 
-
-class FakeClock:
-    """A monotonic clock that moves only when told to."""
-
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        assert seconds >= 0, "a monotonic clock does not go back"
-        self.now += seconds
+from ..support import FakeClock as FakeClock  # re-exported for the reactor tests
+from ..support import hang_guard as hang_guard
 
 
 class ScriptedPoller:
@@ -107,19 +94,3 @@ class Recorder:
         self.log.append((self.name, "write"))
         if self.on_write is not None:
             self.on_write()
-
-
-@contextlib.contextmanager
-def hang_guard(seconds: float = 10.0) -> Iterator[None]:
-    """Turn a hang into a failure after ``seconds`` (a guard, not a timing assertion)."""
-
-    def on_alarm(signum: int, frame: object) -> None:
-        raise TimeoutError(f"blocked for more than {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)

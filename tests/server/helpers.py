@@ -27,22 +27,10 @@ from treadle.server.context import ServerContext
 from treadle.server.driver import ConnectionDriver
 from treadle.server.exchange import Exchange
 
+from ..support import FakeClock
+
 POLLERS = available_pollers()
 CLIENT = ("127.0.0.1", 1234)
-
-
-class FakeClock:
-    """A monotonic clock that moves only when told to."""
-
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        assert seconds >= 0, "a monotonic clock does not go back"
-        self.now += seconds
 
 
 class CountingSocket:
