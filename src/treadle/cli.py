@@ -16,10 +16,13 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from . import __version__
 from .config import SETTINGS, Setting, SettingError, Settings
+
+if TYPE_CHECKING:
+    from .server.exchange import Application
 
 
 class _Parser(argparse.ArgumentParser):
@@ -127,21 +130,29 @@ def _serve(handler: object, settings: Settings) -> int:
         level=settings.log_level.upper(),
         format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s",
     )
-    from .apps.native import NativeApplication
     from .server import Server
 
-    try:
-        server = Server(NativeApplication(handler), settings)  # type: ignore[arg-type]
-    except ValueError as error:  # an unavailable poller
-        _fail(str(error), 2)
+    server = Server(_adapt(handler, settings.interface), settings)
     try:
         server.start()
+    except ValueError as error:  # an unavailable poller
+        server.close()
+        _fail(str(error), 2)
     except OSError as error:
         server.close()
         _fail(f"cannot listen: {error.strerror or error}", 1)
     server.install_signal_handlers()
     server.run()
     return 0
+
+
+def _adapt(handler: object, interface: str) -> Application:
+    """The application adapter that ``--interface`` names, around ``handler``."""
+    if interface == "native":
+        from .apps.native import NativeApplication
+
+        return NativeApplication(handler)  # type: ignore[arg-type]
+    raise SettingError(f"unknown interface {interface!r}")  # the settings table prevents it
 
 
 if __name__ == "__main__":

@@ -179,6 +179,13 @@ class Harness:
         self.run_until(done, max_turns)
         return bytes(received)
 
+    def count_io(self) -> CountingSocket:
+        """Count (and let a test wrap) the driver's recv and send calls."""
+        counting = CountingSocket(self.server_sock)
+        self.driver.transport.recv = counting.recv
+        self.driver.transport.send = counting.send
+        return counting
+
     # -- state --------------------------------------------------------------------------
 
     @property

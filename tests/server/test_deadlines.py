@@ -131,7 +131,7 @@ def test_timed_out_connection_lingers_for_the_linger_time_only(make, poller):
     harness.advance(10.0 + EPSILON)
     harness.collect(lambda d: harness.peer_eof)
     assert not harness.driver.closed  # lingering: still draining what the client sends
-    harness.advance(driver_module._LINGER_S + EPSILON)
+    harness.advance(driver_module.LINGER_S + EPSILON)
     assert harness.driver.closed
     assert not harness.registered
 
@@ -197,7 +197,7 @@ def test_streamed_body_timeout_answers_408_and_drops_the_late_answer(make, polle
     assert any("body timed out" in r.getMessage() for r in _server_records(caplog))
     # The handler answers late, while the connection lingers or after it closed.
     held[0].respond(Response(200, [], b"late"))
-    harness.advance(driver_module._LINGER_S + EPSILON)
+    harness.advance(driver_module.LINGER_S + EPSILON)
     assert harness.driver.closed
     held[0].respond(Response(200, [], b"later"))
 
@@ -211,7 +211,7 @@ def _big_iterable(request: Request) -> Response:
 
 def _stall(harness) -> None:
     """Turn until the driver holds output the kernel will not take."""
-    harness.run_until(lambda: harness.driver._out and not harness.driver._write_ready, 200)
+    harness.run_until(lambda: harness.driver.out.items and not harness.driver._write_ready, 200)
     harness.turn(3)
 
 

@@ -12,9 +12,9 @@ import pytest
 
 from treadle.apps.native import Request, Response
 from treadle.server import driver as driver_module
+from treadle.server import session as session_module
 
 from .helpers import (
-    CountingSocket,
     get,
     parse_responses,
     post,
@@ -45,8 +45,7 @@ def test_keep_alive_serves_several_requests_in_turn(make, poller):
 
 def test_pipelined_burst_is_answered_in_order_with_one_send(make, poller):
     harness = make(poller=poller)
-    counting = CountingSocket(harness.driver.sock)
-    harness.driver.sock = counting
+    counting = harness.count_io()
     harness.send(b"".join(get(f"/{n}") for n in range(10)))
     harness.turn()
     responses = parse_responses(harness.read())
@@ -196,7 +195,7 @@ def test_protocol_error_lingers_draining_until_the_peer_closes(make, poller):
     assert harness.peer_eof  # our write side is shut down...
     driver = harness.driver
     assert not driver.closed  # ...but we still read, so the client is not reset
-    assert driver._phase == driver_module._LINGER
+    assert driver._phase == session_module.LINGER
     # What the client keeps sending is drained and ignored.
     harness.send(b"x" * 100_000)
     harness.turn(3)
@@ -211,7 +210,7 @@ def test_protocol_error_lingers_draining_until_the_peer_closes(make, poller):
 def test_linger_ends_after_its_timeout(make, poller):
     harness = make(poller=poller)
     assert statuses(harness.exchange(b"BROKEN\r\n\r\n")) == [400]
-    harness.advance(driver_module._LINGER_S - 0.1)
+    harness.advance(driver_module.LINGER_S - 0.1)
     assert not harness.driver.closed
     harness.advance(0.2)
     assert harness.driver.closed

@@ -282,7 +282,7 @@ def test_peer_closing_during_a_large_response_closes_and_closes_the_iterator(mak
     harness = make(lambda request: Response(200, [], body), poller=poller, buffer_bytes=16384)
     harness.send(get("/"))
     harness.turn(5)
-    assert harness.driver._out
+    assert harness.driver.out.items
     with caplog.at_level(logging.DEBUG):
         harness.peer.close()
         harness.run_until(lambda: harness.driver.closed)
@@ -370,7 +370,7 @@ def test_peer_reset_while_output_is_piled_up_closes_quietly(make, poller, caplog
     )
     harness.send(get("/"))
     harness.turn(5)
-    assert harness.driver._out_size > 65536
+    assert harness.driver.out.size > 65536
     assert not harness.read_interest
     with caplog.at_level(logging.DEBUG):
         reset(harness.peer)

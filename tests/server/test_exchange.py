@@ -4,7 +4,9 @@ would use it: start/write/end, answers after the connection is gone, the BodyStr
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
+from treadle.http import ServerConnection
 from treadle.server import BodyStream, Exchange
 
 from .helpers import get, parse_responses, post, statuses
@@ -142,19 +144,77 @@ def test_exchange_stream_for_a_raw_application(make, poller):
     assert b"".join(pieces) == b"0123456789abcdef"
 
 
+class StubResponder:
+    """Just enough of a Responder for a BodyStream on its own: runs callbacks, records
+    pause and resume."""
+
+    closed = False
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def call_app(self, callback: Callable[..., object], *args: object) -> bool:
+        callback(*args)
+        return True
+
+    def pause_body(self, exchange: Exchange) -> None:
+        self.calls.append("pause")
+
+    def resume_body(self, exchange: Exchange) -> None:
+        self.calls.append("resume")
+
+
+def _stream() -> tuple[BodyStream, StubResponder]:
+    responder = StubResponder()
+    request = ServerConnection()
+    request.receive_data(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n")
+    event = request.next_event()
+    exchange = Exchange(responder, event, None, None)  # type: ignore[arg-type]
+    assert exchange.stream is not None
+    return exchange.stream, responder
+
+
 def test_body_stream_replays_and_ends_once():
-    stream = BodyStream()
+    stream, _ = _stream()
     stream.feed(b"a")
     stream.feed(b"b")
     stream.end()
     seen: list[object] = []
     stream.set_callbacks(seen.append, lambda: seen.append("END"))
     assert seen == [b"a", b"b", "END"]
-    live = BodyStream()
-    live.set_callbacks(seen.append, lambda: seen.append("END2"))
+    stream.abort()  # after the end: nothing more
+    live, _ = _stream()
+    live.set_callbacks(seen.append, lambda: seen.append("END2"), lambda: seen.append("ABORT"))
     live.feed(b"c")
     live.end()
+    live.end()
     assert seen[3:] == [b"c", "END2"]
+
+
+def test_body_stream_pause_holds_pieces_until_resume():
+    stream, responder = _stream()
+    seen: list[object] = []
+    stream.set_callbacks(seen.append, lambda: seen.append("END"))
+    stream.pause()
+    assert stream.paused and responder.calls == ["pause"]
+    stream.feed(b"x")
+    stream.feed(b"y")
+    stream.end()
+    assert seen == []
+    stream.resume()
+    assert seen == [b"x", b"y", "END"] and responder.calls == ["pause", "resume"]
+
+
+def test_body_stream_abort_is_told_once_even_when_set_late():
+    stream, _ = _stream()
+    seen: list[object] = []
+    stream.feed(b"lost")
+    stream.abort()
+    stream.abort()
+    stream.set_callbacks(seen.append, lambda: seen.append("END"), lambda: seen.append("ABORT"))
+    assert seen == ["ABORT"]
+    stream.end()  # too late: aborted streams never end
+    assert seen == ["ABORT"]
 
 
 def test_late_answer_with_an_invalid_field_sends_500_and_closes(make, poller, caplog):

@@ -10,7 +10,7 @@ from typing import Any
 
 from treadle.apps.native import Request, Response
 
-from .helpers import CountingSocket, get, parse_responses
+from .helpers import get, parse_responses
 
 HIGH = 64 * 1024
 LOW = 16 * 1024
@@ -61,7 +61,7 @@ def test_large_response_stops_reading_until_drained_below_low_water(make, poller
     harness.send(get("/big"))
     harness.turn(5)
     driver = harness.driver
-    assert driver._out_size > HIGH
+    assert driver.out.size > HIGH
     assert not harness.read_interest
     assert not driver._reading
     # A pipelined request is not even read while the output is piled up.
@@ -77,7 +77,7 @@ def test_large_response_stops_reading_until_drained_below_low_water(make, poller
         received += _drain(harness, 8192)
         harness.turn()
         if resumed_at is None and driver._reading:
-            resumed_at = driver._out_size
+            resumed_at = driver.out.size
             assert harness.read_interest
         if resumed_at is None:
             assert not harness.read_interest
@@ -108,7 +108,7 @@ def test_iterable_body_keeps_memory_bounded(make, poller):
     harness.turn(10)
     driver = harness.driver
     # Stalled: only about high water + one piece is held, not 300 pieces.
-    assert HIGH < driver._out_size <= HIGH + CHUNK + 16
+    assert HIGH < driver.out.size <= HIGH + CHUNK + 16
     assert len(pulled) * CHUNK <= HIGH + CHUNK + 4 * 32768 + 8 * CHUNK
     assert not harness.read_interest
 
@@ -118,7 +118,7 @@ def test_iterable_body_keeps_memory_bounded(make, poller):
         data = harness.peer.recv(65536) if not harness.peer_eof else b""
         received.extend(data)
         harness.turn()
-        peak = max(peak, driver._out_size)
+        peak = max(peak, driver.out.size)
         if received.endswith(b"0\r\n\r\n"):
             break
     assert peak <= HIGH + CHUNK + 16
@@ -180,7 +180,7 @@ def test_requests_per_turn_bounds_each_slice(make, poller):
         return Response(200, [], request.path.encode())
 
     harness = make(handler, poller=poller, requests_per_turn=4)
-    counting = CountingSocket(harness.driver.sock)
+    counting = harness.count_io()
     original_send = counting.send
 
     def send(data: Any) -> int:
@@ -188,7 +188,7 @@ def test_requests_per_turn_bounds_each_slice(make, poller):
         return original_send(data)
 
     counting.send = send  # type: ignore[method-assign]
-    harness.driver.sock = counting
+    harness.driver.transport.send = send
     harness.send(b"".join(get(f"/{n}") for n in range(20)))
     harness.turn()
     first_turn = sum(1 for kind, _ in log if kind == "call")
@@ -245,8 +245,7 @@ def test_read_budget_bounds_one_turn_and_the_rest_follows(make, poller):
         return Response(200, [], b"ok")
 
     harness = make(handler, poller=poller, read_bytes_per_turn=1024)
-    counting = CountingSocket(harness.driver.sock)
-    harness.driver.sock = counting
+    counting = harness.count_io()
     recording = RecordingPoller(harness.reactor.poller)
     harness.reactor.poller = recording
     burst = b"".join(get(f"/{n:04d}") for n in range(200))  # about 7 KiB

@@ -162,8 +162,8 @@ def test_accepts_and_serves_a_connection(setup_factory, poller):
     [driver] = setup.ctx.connections
     assert driver.client[0] == "127.0.0.1"
     assert driver.client[1] == client.getsockname()[1]
-    assert not driver.sock.getblocking()
-    assert driver.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    assert not driver.transport.sock.getblocking()
+    assert driver.transport.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
     client.sendall(get("/via-listener"))
     client.setblocking(False)
     received = bytearray()

@@ -8,13 +8,18 @@ A handler takes a ``Request`` and returns a ``Response``::
 It runs on the loop thread, so it must not block: no sleeping, no blocking I/O. The
 body of a small request is in ``request.body`` (bytes). A body larger than
 ``body_buffer_bytes`` arrives while the handler waits: the handler is called with
-``request.body`` None, reads ``request.stream`` with ``on_data``/``on_end`` callbacks,
-returns None, and answers later with ``request.respond(response)``.
+``request.body`` None, calls ``request.stream.set_callbacks(on_data, on_end, on_abort)``,
+returns None, and answers later with ``request.respond(response)``. ``on_abort`` is
+called if the body will never end (the client went away, broke the framing, or timed
+out); ``request.stream.pause()`` and ``resume()`` hold the body back while the handler
+cannot take more.
 
-A response body is bytes (sent with Content-Length) or an iterable of bytes (sent
-chunked to HTTP/1.1 clients unless the handler set Content-Length), pulled only as fast
-as the client reads. An exception in a handler is logged with its traceback and the
-client gets a 500.
+A response body is bytes (sent with Content-Length) or an iterable of bytes or
+``FileSegment`` items (sent chunked to HTTP/1.1 clients unless the handler set
+Content-Length), pulled only as fast as the client reads; its ``close()``, if any, is
+called once however the exchange ends. An exception in a handler or in any of its
+callbacks is logged with its traceback and the client gets a 500 (or, when part of the
+response was already sent, the connection is closed).
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from ..http import Headers
-from ..server.exchange import BodyStream, Exchange
+from ..server.exchange import BodyPiece, BodyStream, Exchange
+from ..server.output import FileSegment
 
 log = logging.getLogger("treadle.app")
 
@@ -144,7 +150,7 @@ class Response:
         self,
         status: int = 200,
         headers: FieldPairs = (),
-        body: bytes | Iterable[bytes] = b"",
+        body: bytes | Iterable[BodyPiece] | FileSegment = b"",
     ) -> None:
         self.status = status
         self.headers = headers
@@ -161,7 +167,7 @@ def _send(exchange: Exchange, response: Response) -> None:
     if type(response) is Response and type(response.body) is bytes:
         fields = response.headers
         if type(fields) is list:  # the common case, straight through
-            exchange.driver.respond(exchange, response.status, fields, response.body)
+            exchange.responder.respond(exchange, response.status, fields, response.body)
             return
     if not isinstance(response, Response):
         raise TypeError(f"a handler must return a Response or None, not {type(response).__name__}")
@@ -180,6 +186,8 @@ def _send(exchange: Exchange, response: Response) -> None:
         exchange.respond(response.status, headers, bytes(body))
     elif isinstance(body, str):
         raise TypeError("a response body must be bytes or an iterable of bytes, not str")
+    elif isinstance(body, FileSegment):
+        exchange.respond_iterable(response.status, headers, (body,))
     else:
         exchange.respond_iterable(response.status, headers, body)
 

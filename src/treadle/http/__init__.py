@@ -1,6 +1,6 @@
 """Sans-IO HTTP/1.1 for the server side: bytes in, events out; events in, bytes out.
 
-Nothing in this package touches a socket, a clock or a logger; the driver in
+Nothing in this package touches a socket, a clock or a logger; the server in
 ``treadle.server`` does. See ``connection.py`` for the theory of operation.
 """
 

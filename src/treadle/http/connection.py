@@ -17,12 +17,12 @@ response. Two small state machines, one per direction, run side by side:
 
 While their side is DONE and ours is not, ``next_event`` answers ``PAUSED``: pipelined
 requests wait in the buffer, so responses can never be reordered. When our response is
-complete first (an early 413, say) their side keeps reading the body, which the driver
+complete first (an early 413, say) their side keeps reading the body, which the session
 discards, and the cycle moves on once it ends.
 
 Keep-alive is the conjunction of what the client asked for (``Request.keep_alive``)
 and what our side decided (a ``Connection: close`` from the application, a
-close-delimited body, an error). ``keep_alive`` tells the driver, after a response, to
+close-delimited body, an error). ``keep_alive`` tells the session, after a response, to
 close once the output is flushed.
 """
 
@@ -491,6 +491,29 @@ class ServerConnection:
             return data
         return b""  # HEAD, 204, 304: the body is dropped
 
+    def frame_segment(self, count: int) -> tuple[bytes, bytes] | None:
+        """The framing around ``count`` body bytes that the caller sends itself (a file
+        segment sent with ``sendfile``): ``(before, after)``, or None when nothing is to
+        be sent (HEAD, 204, 304, or ``count`` 0). The bytes are never read here.
+
+        Raises LocalProtocolError as ``send(Data(...))`` would for the same length.
+        """
+        if self._ours is not _SENDING:
+            raise LocalProtocolError("body data outside a response body")
+        framing = self._framing
+        if count <= 0 or framing == _FRAMING_NONE:
+            return None
+        if framing == _FRAMING_CHUNKED:
+            return b"%x\r\n" % count, b"\r\n"
+        if framing == _FRAMING_LENGTH:
+            if count > self._remaining:
+                self._keep_alive = False
+                raise LocalProtocolError(
+                    f"body longer than its Content-Length ({count} > {self._remaining} left)"
+                )
+            self._remaining -= count
+        return b"", b""
+
     def _send_end(self) -> bytes:
         if self._ours is not _SENDING:
             raise LocalProtocolError("end of message outside a response body")
@@ -499,7 +522,7 @@ class ServerConnection:
             out = b"0\r\n\r\n"
         elif self._framing == _FRAMING_LENGTH and self._remaining:
             # The client would wait for bytes that never come: the only safe end is to
-            # close. The driver closes when keep_alive is False.
+            # close. The session closes when keep_alive is False.
             self._keep_alive = False
             self._ours = _SENT
             raise LocalProtocolError(

@@ -2,8 +2,8 @@
 
 Pure functions and constants; the framing decisions that depend on the request live
 in ``connection.py``. Nothing here reads a clock: ``format_date`` formats the time it is
-given, and the driver (which owns the clock) refreshes ``ResponseDefaults.date`` at most
-once a second for every connection at once.
+given, and the server (``treadle.server.Server``, which owns the clock) refreshes
+``ResponseDefaults.date`` once a second for every connection at once.
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def format_date(epoch_s: float) -> bytes:
 class ResponseDefaults:
     """Fields every response carries, shared by all connections of a server.
 
-    The driver sets ``date`` once a second; ``fields`` is the pre-serialised block so
+    The server sets ``date`` once a second; ``fields`` is the pre-serialised block so
     that a response pays one list append for both.
     """
 

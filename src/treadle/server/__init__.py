@@ -1,7 +1,25 @@
-"""The server: listeners, the one connection driver, and the application interface."""
+"""The server: listeners, sessions and drivers, and the interface applications answer through.
+
+``exchange`` is what applications see (``Exchange``, ``BodyStream``, the ``Responder``
+protocol); ``session`` is a connection's sans-IO policy; ``transport`` and ``output``
+are how bytes and file segments reach the wire; ``driver`` moves them on the reactor.
+"""
 
 from .driver import ConnectionDriver
-from .exchange import Application, BodyStream, Exchange
+from .exchange import Application, BodyPiece, BodyStream, Exchange, Responder
+from .output import FileSegment
 from .server import Server
+from .session import Ending, Session
 
-__all__ = ["Application", "BodyStream", "ConnectionDriver", "Exchange", "Server"]
+__all__ = [
+    "Application",
+    "BodyPiece",
+    "BodyStream",
+    "ConnectionDriver",
+    "Ending",
+    "Exchange",
+    "FileSegment",
+    "Responder",
+    "Server",
+    "Session",
+]

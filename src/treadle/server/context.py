@@ -6,15 +6,19 @@ per-request path reads an attribute instead of looking a setting up.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Protocol
 
 from ..config import Settings
 from ..http import Limits, ResponseDefaults
 from ..reactor import Reactor
 from .exchange import Application
 
-if TYPE_CHECKING:
-    from .driver import ConnectionDriver
+
+class Connection(Protocol):
+    """What the server needs of an open connection: a way to close it."""
+
+    def close(self) -> None: ...
 
 
 class ServerContext:
@@ -40,11 +44,11 @@ class ServerContext:
         self.read_bytes_per_turn: int = settings.read_bytes_per_turn
         self.write_high_water: int = settings.write_high_water
         self.write_low_water: int = settings.write_low_water
-        self.connections: set[ConnectionDriver] = set()
+        self.connections: set[Connection] = set()
         #: called after a connection closed (the listener resumes accepting)
-        self.on_connection_closed: list[object] = []
+        self.on_connection_closed: list[Callable[[], object]] = []
 
-    def connection_closed(self, driver: ConnectionDriver) -> None:
-        self.connections.discard(driver)
+    def connection_closed(self, connection: Connection) -> None:
+        self.connections.discard(connection)
         for callback in self.on_connection_closed:
-            callback()  # type: ignore[operator]
+            callback()

@@ -1,9 +1,17 @@
-"""One server process: listeners, connections, the date, signals, shutdown."""
+"""One server process: listeners, connections, the date, signals, shutdown.
+
+Binding and serving are two steps. ``bind`` opens the listening sockets and needs
+nothing else; ``start`` builds what serving needs (the poller, the reactor, the
+listeners' handlers) in the process that will serve. A master process can therefore
+bind (a privileged port, say) and fork workers that each ``start`` with a poller of
+their own: an epoll descriptor must not be shared across a fork.
+"""
 
 from __future__ import annotations
 
 import logging
 import signal
+import socket
 import time
 
 from ..config import Settings, parse_bind
@@ -20,33 +28,63 @@ log = logging.getLogger("treadle.server")
 class Server:
     """Serves ``app`` on the addresses of ``settings`` until stopped.
 
-    ``start`` binds (raising OSError for an address that cannot be used); ``run``
-    serves until SIGINT/SIGTERM or ``stop``; then listeners close first, then the
-    connections.
+    ``bind`` opens the sockets (raising OSError for an address that cannot be used);
+    ``start`` binds if that was not done, creates the reactor (unless one was given)
+    and starts accepting; ``run`` serves until SIGINT/SIGTERM or ``stop``; ``close``
+    closes the listeners first, then the connections.
     """
 
     def __init__(self, app: Application, settings: Settings, reactor: Reactor | None = None):
+        self.app = app
         self.settings = settings
-        self.reactor = reactor if reactor is not None else Reactor(create_poller(settings.poller))
-        self.ctx = ServerContext(self.reactor, app, settings)
+        self.sockets: list[socket.socket] = []
         self.listeners: list[Listener] = []
+        self._reactor = reactor
+        self._ctx: ServerContext | None = None
+
+    @property
+    def reactor(self) -> Reactor:
+        if self._reactor is None:
+            raise RuntimeError("the server has not been started")
+        return self._reactor
+
+    @property
+    def ctx(self) -> ServerContext:
+        if self._ctx is None:
+            raise RuntimeError("the server has not been started")
+        return self._ctx
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
-        return [listener.address for listener in self.listeners]
+        return [sock.getsockname()[:2] for sock in self.sockets]
+
+    def bind(self) -> None:
+        """Open every listening socket of the settings (no poller is created here)."""
+        if self.sockets:
+            return
+        try:
+            for bind in self.settings.bind:
+                host, port = parse_bind(bind)
+                self.sockets.append(bind_socket(host, port, self.settings.backlog))
+        except OSError:
+            self._close_sockets()
+            raise
 
     def start(self) -> None:
-        for bind in self.settings.bind:
-            host, port = parse_bind(bind)
-            sock = bind_socket(host, port, self.settings.backlog)
-            self.listeners.append(Listener(self.ctx, sock))
+        """Bind if needed, then create the reactor and start accepting."""
+        self.bind()
+        if self._reactor is None:
+            self._reactor = Reactor(create_poller(self.settings.poller))
+        reactor = self._reactor
+        self._ctx = ServerContext(reactor, self.app, self.settings)
+        self.listeners = [Listener(self._ctx, sock) for sock in self.sockets]
         for listener in self.listeners:
             listener.start()
         self._refresh_date()
         for address in self.addresses:
             host, port = address
             shown = f"[{host}]" if ":" in host else host
-            log.info("listening on http://%s:%d (poller %s)", shown, port, self.reactor.poller.name)
+            log.info("listening on http://%s:%d (poller %s)", shown, port, reactor.poller.name)
 
     def _refresh_date(self) -> None:
         """Format the Date field once a second, for every connection at once."""
@@ -75,6 +113,15 @@ class Server:
     def close(self) -> None:
         for listener in self.listeners:
             listener.close()
-        for driver in list(self.ctx.connections):
-            driver.close()
-        self.reactor.close()
+        self.listeners = []
+        self._close_sockets()
+        if self._ctx is not None:
+            for connection in list(self._ctx.connections):
+                connection.close()
+        if self._reactor is not None:
+            self._reactor.close()
+
+    def _close_sockets(self) -> None:
+        for sock in self.sockets:
+            sock.close()
+        self.sockets = []

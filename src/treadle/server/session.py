@@ -1,0 +1,565 @@
+"""The session: one connection's policy, without sockets or clocks.
+
+Theory of operation. The driver (``driver.py``) feeds received bytes into
+``session.conn`` (the HTTP core's ``ServerConnection``) and calls ``process``: the
+session takes events out of the core and turns them into exchanges for the
+application. It decides how a request body reaches the handler (buffered whole up to
+``body_buffer_bytes``, else streamed through a ``BodyStream``), when ``100 Continue``
+goes out (only once someone waits for the body: RFC 9110 10.1.1), when pipelined
+requests wait (output above the high-water mark, or a paused body), and which
+deadline phase the connection is in. The application answers through the
+``Responder`` methods; every answer becomes bytes or file segments on ``out``, which
+the driver sends. The session never reads a clock or touches a socket, so the same
+session can sit under another loop (asyncio) unchanged, and it is tested like the
+HTTP core.
+
+One teardown. However an exchange ends, it goes through ``_end``:
+
+    COMPLETE        the response was produced in full
+    PROTOCOL_ERROR  the client sent bytes we refuse (its status, then close)
+    DEADLINE        a head or body deadline passed (408), or a write stalled
+    CLIENT_GONE     the peer reset, vanished, or the socket failed
+    APP_FAILED      application code raised, or gave a response that cannot be sent
+    SHUTDOWN        the server is closing
+
+``_end`` marks the exchange finished, closes the response iterable exactly once,
+aborts a body stream the handler still listens to (its ``on_abort``), forgets a drain
+callback, queues the error answer when one is due and nothing was sent yet, and sets
+what the connection does next (keep alive, close, or close after lingering). Nothing
+else does any of this, so the endings cannot drift apart.
+
+One guard. Application code runs only through ``call_app``: the handler, body-stream
+callbacks, the body iterable's ``__next__`` (``pump``), drain callbacks. An exception
+is logged with its traceback and ends the exchange as APP_FAILED: a 500 if nothing was
+sent, else the connection is closed after what was queued. ``close()`` of a body
+iterable is guarded the same way; since the response was already produced, its
+failure closes the connection.
+
+Phases, for the driver's one timer: IDLE (keep-alive wait), HEAD (a head has begun),
+BODY (reading a body someone waits for, or discarding one), APP (the application has
+the exchange: no deadline), WRITE (output the client has not taken). The driver adds
+LINGER, its own.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
+
+from ..http import (
+    NEED_DATA,
+    PAUSED,
+    ConnectionClosed,
+    Data,
+    EndOfMessage,
+    InformationalResponse,
+    LocalProtocolError,
+    ProtocolError,
+    Request,
+    Response,
+    ServerConnection,
+    error_response,
+)
+from .exchange import BodyPiece, BodyStream, Exchange, HeaderList
+from .output import FileSegment, OutputQueue
+
+if TYPE_CHECKING:
+    from .context import ServerContext
+
+log = logging.getLogger("treadle.server")
+
+IDLE, HEAD, BODY, APP, WRITE, LINGER = range(6)
+PHASE_NAMES = ("idle", "head", "body", "app", "write", "linger")
+
+
+class Ending(enum.Enum):
+    """How an exchange (or a connection) ended; see the module docstring."""
+
+    COMPLETE = "complete"
+    PROTOCOL_ERROR = "protocol error"
+    DEADLINE = "deadline"
+    CLIENT_GONE = "client gone"
+    APP_FAILED = "application failed"
+    SHUTDOWN = "shutdown"
+
+
+# Endings after which the client may still be sending: read and drop its bytes for a
+# while before closing, so it reads our answer instead of a reset.
+_LINGERING_ENDINGS = frozenset({Ending.PROTOCOL_ERROR, Ending.DEADLINE, Ending.APP_FAILED})
+
+
+def _nothing() -> None:
+    return None
+
+
+class Session:
+    """The policy of one client connection; see the module docstring."""
+
+    __slots__ = (
+        "ctx",
+        "client",
+        "conn",
+        "out",
+        "kick",
+        "closed",
+        "close_when_flushed",
+        "linger",
+        "held_back",
+        "requests",
+        "_exchange",
+        "_iterator",
+        "_closer",
+        "_buffering",
+        "_buffered_size",
+        "_stream",
+        "_body_paused",
+        "_discarding",
+        "_drain",
+    )
+
+    def __init__(self, ctx: ServerContext, client: tuple[str, int] | None) -> None:
+        self.ctx = ctx
+        self.client = client
+        self.conn = ServerConnection(ctx.limits, ctx.defaults)
+        self.out = OutputQueue()
+        #: run a turn of the driver now (set by the driver; a no-op inside a turn)
+        self.kick: Callable[[], None] = _nothing
+        self.closed = False
+        #: close once the output is sent and no exchange is open
+        self.close_when_flushed = False
+        #: and read-and-drop for a while before closing (the client may still send)
+        self.linger = False
+        #: ``process`` stopped for a reason that can clear without new input
+        self.held_back = False
+        #: requests started on this connection (the driver restarts deadlines on a new one)
+        self.requests = 0
+        self._exchange: Exchange | None = None
+        self._iterator: Iterator[BodyPiece] | None = None
+        self._closer: Callable[[], object] | None = None
+        self._buffering: list[bytes] | None = None
+        self._buffered_size = 0
+        self._stream: BodyStream | None = None
+        self._body_paused = False
+        self._discarding = False  # reading a body nobody waits for
+        self._drain: Callable[[], object] | None = None
+
+    # ------------------------------------------------------------ for the driver
+
+    @property
+    def phase(self) -> int:
+        """Which deadline applies now (IDLE, HEAD, BODY, APP or WRITE)."""
+        if self.out.items:
+            return WRITE
+        if (
+            self._buffering is not None
+            or self._discarding
+            or (self._stream is not None and not self._body_paused)
+        ):
+            return BODY
+        if self._exchange is not None:
+            return APP
+        if self.conn.buffered:
+            return HEAD
+        return IDLE
+
+    @property
+    def accepts_input(self) -> bool:
+        """Whether reading more from the client is of any use now."""
+        return not (self.close_when_flushed or self._body_paused or self.conn.their_eof)
+
+    @property
+    def finished(self) -> bool:
+        """Whether the connection should close now (lingering first if ``linger``)."""
+        return self.close_when_flushed and not self.out.items and self._exchange is None
+
+    @property
+    def producing(self) -> bool:
+        """Whether a producer waits for the output to drain (an iterable, a callback)."""
+        return self._iterator is not None or self._drain is not None
+
+    def process(self) -> bool:
+        """Take events out of the protocol until it needs data, pauses, or this turn's
+        request budget is spent. Returns True when it stopped for the budget."""
+        conn = self.conn
+        out = self.out
+        handled = 0
+        limit = self.ctx.requests_per_turn
+        high_water = self.ctx.write_high_water
+        self.held_back = False
+        while not (self.closed or self.close_when_flushed):
+            if out.size > high_water:
+                # Backpressure: the driver resumes once the output has drained.
+                self.held_back = True
+                return False
+            if self._body_paused:
+                return False
+            try:
+                event = conn.next_event()
+            except ProtocolError as error:
+                self._on_protocol_error(error)
+                return False
+            kind = type(event)
+            if kind is Request:
+                handled += 1
+                self._start_request(event)  # type: ignore[arg-type]
+                if handled >= limit and self._exchange is None:
+                    return True
+            elif kind is Data:
+                self._on_body_data(event.data)  # type: ignore[union-attr]
+            elif kind is EndOfMessage:
+                self._on_body_end()
+            elif event is NEED_DATA:
+                return False
+            elif event is PAUSED:
+                # Our response is still under way, or this cycle ends the connection.
+                if not conn.keep_alive and self._exchange is None:
+                    self.close_when_flushed = True
+                return False
+            elif kind is ConnectionClosed:
+                self.close_when_flushed = True
+                return False
+        return False
+
+    def produce(self) -> None:
+        """The output has drained: let the waiting producer go on."""
+        if self._iterator is not None:
+            exchange = self._exchange
+            if exchange is not None:
+                self.call_app(self._pump, exchange, self._iterator)
+        elif self._drain is not None:
+            callback, self._drain = self._drain, None
+            self.call_app(callback)
+
+    def deadline_expired(self, phase: int) -> bool:
+        """The deadline of ``phase`` passed. Returns True when the connection should just
+        close now (idle, or a stalled write); else a 408 is queued to go out first."""
+        if phase in (IDLE, WRITE):
+            if phase == WRITE:
+                log.info(
+                    "closing %s: no write progress for %.1f s",
+                    format_client(self.client),
+                    self.ctx.write_timeout_s,
+                )
+            return True
+        name = PHASE_NAMES[phase]
+        log.info("closing %s: request %s timed out", format_client(self.client), name)
+        # 408 whenever nothing was answered yet, even while a streaming handler holds
+        # the exchange: the client learns why, and the handler hears on_abort.
+        self._end(Ending.DEADLINE, error_response(408, f"request {name} timed out", self._date()))
+        return False
+
+    def close(self, ending: Ending) -> None:
+        """The connection is going away: end the exchange, drop unsent output."""
+        if self.closed:
+            return
+        self.closed = True
+        self._end(ending)
+        self.out.discard()
+
+    # ------------------------------------------------------------ requests in
+
+    def _start_request(self, request: Request) -> None:
+        self.requests += 1
+        self._discarding = False
+        if not request.has_body:
+            self._call_handler(Exchange(self, request, self.client, b""))
+            return
+        length = request.content_length
+        if request.chunked or (length is not None and length <= self.ctx.body_buffer_bytes):
+            # Small, or of unknown length: buffer while it stays small, stream past that.
+            self._buffering = []
+            self._buffered_size = 0
+            self._send_continue(request)
+            return
+        self._start_streaming(request, [])
+
+    def _send_continue(self, request: Request) -> None:
+        # RFC 9110 10.1.1: 100 Continue only when we are about to read the body.
+        if request.expect_continue and not self.conn.continue_sent:
+            self.out.push(self.conn.send(InformationalResponse(100)))
+
+    def _start_streaming(self, request: Request, received: list[bytes]) -> None:
+        exchange = Exchange(self, request, self.client, None)
+        stream = exchange.stream
+        assert stream is not None
+        for piece in received:
+            stream.feed(piece)
+        self._stream = stream
+        self._buffering = None
+        self._call_handler(exchange)
+        # Ask for the body only once the handler has shown it waits for it: one that
+        # answered at once (a 413, say) spares the client sending it (RFC 9110 10.1.1).
+        if self._exchange is exchange and not self.conn.response_started:
+            self._send_continue(request)
+
+    def _on_body_data(self, data: bytes) -> None:
+        if self._buffering is not None:
+            self._buffering.append(data)
+            self._buffered_size += len(data)
+            if self._buffered_size > self.ctx.body_buffer_bytes:
+                request = self.conn.request
+                assert request is not None
+                received, self._buffering = self._buffering, None
+                self._start_streaming(request, received)
+        elif self._stream is not None:
+            self._stream.feed(data)
+        # else: the response was sent early; the rest of the body is read and dropped
+
+    def _on_body_end(self) -> None:
+        self._discarding = False
+        if self._buffering is not None:
+            body = b"".join(self._buffering)
+            self._buffering = None
+            request = self.conn.request
+            assert request is not None
+            self._call_handler(Exchange(self, request, self.client, body))
+        elif self._stream is not None:
+            stream, self._stream = self._stream, None
+            stream.end()
+
+    def _call_handler(self, exchange: Exchange) -> None:
+        self._exchange = exchange
+        self.call_app(self.ctx.app, exchange)
+
+    # --------------------------------------------------- the guard and the teardown
+
+    def call_app(self, callback: Callable[..., object], *args: object) -> bool:
+        """Run application code; on an exception, log it and fail the exchange.
+
+        Returns False when the callback raised.
+        """
+        try:
+            callback(*args)
+            return True
+        except Exception:
+            if callback is self.ctx.app:
+                what = "application"
+            elif callback == self._pump:
+                what = "response body iterator"
+            else:
+                what = "application callback " + getattr(callback, "__qualname__", repr(callback))
+            exchange = self._exchange
+            if exchange is not None:
+                request = exchange.request
+                log.exception(
+                    "unhandled exception in %s for %s %s",
+                    what,
+                    request.method.decode("latin-1"),
+                    request.target.decode("latin-1"),
+                )
+            else:
+                log.exception("unhandled exception in %s after its exchange ended", what)
+            self._fail()
+            return False
+
+    def _fail(self) -> None:
+        """Our side broke: a 500 if nothing was sent yet, else cut the connection."""
+        if self._exchange is None:
+            # A callback that outlived its exchange (a late on_abort): nothing to
+            # answer, but this connection's state is not to be trusted any more.
+            self.close_when_flushed = True
+        else:
+            self._end(
+                Ending.APP_FAILED,
+                error_response(500, "the server failed to answer this request", self._date()),
+            )
+        # Called from application code outside a turn too (a late respond with a bad
+        # field, an end() short of its Content-Length): send and close now.
+        self.kick()
+
+    def _end(self, ending: Ending, answer: bytes = b"") -> None:
+        """The one teardown of an exchange; see the module docstring."""
+        exchange = self._exchange
+        if exchange is not None:
+            exchange.finished = True
+            self._exchange = None
+        stream = self._stream
+        if stream is not None or self._iterator is not None or self._drain is not None:
+            self._drain = None
+            self._stream = None
+            self._body_paused = False
+            if self._iterator is not None:
+                self._iterator = None
+                self._close_body()
+            if stream is not None:
+                if ending is Ending.COMPLETE:
+                    # Answered before the body ended: keep reading it, but nobody listens
+                    # now. Still the BODY phase: the client is sending.
+                    self._discarding = True
+                else:
+                    stream.abort()
+        conn = self.conn
+        if ending is Ending.COMPLETE:
+            if not conn.keep_alive:
+                self.close_when_flushed = True
+                if conn.request is not None or conn.buffered:
+                    self.linger = True
+            return
+        self._buffering = None
+        self._discarding = False
+        self.close_when_flushed = True
+        if ending in _LINGERING_ENDINGS:
+            self.linger = True
+        if answer and not self.closed and not conn.response_started:
+            self.out.push(answer)
+
+    def _close_body(self) -> None:
+        """Call the response iterable's ``close()``, if it has one: once, guarded."""
+        close, self._closer = self._closer, None
+        if close is None:
+            return
+        try:
+            close()
+        except Exception:
+            log.exception("error closing a response body")
+            self.close_when_flushed = True
+
+    def _on_protocol_error(self, error: ProtocolError) -> None:
+        log.info("bad request from %s: %s (%d)", format_client(self.client), error, error.status)
+        self._end(Ending.PROTOCOL_ERROR, error_response(error.status, str(error), self._date()))
+
+    def _date(self) -> bytes:
+        return self.ctx.defaults.date
+
+    # ------------------------------------------------------ answering (Responder)
+
+    def _current(self, exchange: Exchange) -> bool:
+        if exchange is not self._exchange or exchange.finished:
+            if not self.closed and not exchange.finished:
+                raise RuntimeError("this exchange is no longer current")
+            return False
+        return True
+
+    def respond(self, exchange: Exchange, status: int, headers: HeaderList, body: bytes) -> None:
+        if exchange is not self._exchange or exchange.finished:
+            self._current(exchange)
+            return
+        try:
+            data = self.conn.send_response(status, headers, body)
+        except LocalProtocolError:
+            log.exception("application response rejected")
+            self._fail()
+            return
+        self._complete(data)
+
+    def respond_iterable(
+        self, exchange: Exchange, status: int, headers: HeaderList, body: Iterable[BodyPiece]
+    ) -> None:
+        if not self._current(exchange):
+            return
+        # iter() before the head: a body that is not iterable still gets a clean 500.
+        try:
+            iterator = iter(body)
+        except Exception:
+            log.exception("response body is not iterable")
+            self._fail()
+            return
+        self._iterator = iterator
+        # PEP 3333: close() is the iterable's, which need not be its iterator's.
+        self._closer = getattr(body, "close", None) or getattr(iterator, "close", None)
+        self.start_response(exchange, status, headers)
+        if self._exchange is exchange:
+            self.call_app(self._pump, exchange, iterator)
+
+    def start_response(self, exchange: Exchange, status: int, headers: HeaderList) -> None:
+        if not self._current(exchange):
+            return
+        data = self._serialize(Response(status, headers))
+        if data is not None:
+            self.out.push(data)
+            self.kick()
+
+    def write_body(self, exchange: Exchange, piece: BodyPiece) -> None:
+        if not self._current(exchange):
+            return
+        try:
+            self._queue_piece(piece)
+        except LocalProtocolError:
+            log.exception("application response rejected")
+            self._fail()
+            return
+        self.kick()
+
+    def end_response(self, exchange: Exchange) -> None:
+        if not self._current(exchange):
+            return
+        data = self._serialize(EndOfMessage())
+        if data is not None:
+            self._complete(data)
+
+    def writable(self, exchange: Exchange) -> bool:
+        return not self.closed and self.out.size <= self.ctx.write_high_water
+
+    def on_drain(self, exchange: Exchange, callback: Callable[[], object]) -> None:
+        if not self._current(exchange):
+            return
+        self._drain = callback
+        self.kick()  # the turn calls it at once if the output has drained already
+
+    def pause_body(self, exchange: Exchange) -> None:
+        if exchange is self._exchange and self._stream is not None:
+            self._body_paused = True
+
+    def resume_body(self, exchange: Exchange) -> None:
+        if self._body_paused:
+            self._body_paused = False
+            self.held_back = True  # the driver runs process() again even with no input
+            self.kick()
+
+    def _complete(self, data: bytes) -> None:
+        self.out.push(data)
+        self._end(Ending.COMPLETE)
+        self.kick()
+
+    def _serialize(self, event: Response | EndOfMessage) -> bytes | None:
+        """The bytes of an application's event, or None when it cannot be sent (logged;
+        the exchange then failed: a 500, or the connection cut)."""
+        try:
+            return self.conn.send(event)
+        except LocalProtocolError:
+            log.exception("application response rejected")
+            self._fail()
+            return None
+
+    def _queue_piece(self, piece: BodyPiece) -> None:
+        """Frame one body piece onto the output. Raises LocalProtocolError (too long for
+        its Content-Length) and TypeError (not bytes-like, nor a FileSegment)."""
+        if type(piece) is not bytes:
+            if type(piece) is FileSegment:
+                frame = self.conn.frame_segment(piece.count)
+                if frame is None:
+                    piece.done()  # HEAD, 204, 304: no body goes out
+                    return
+                self.out.push(frame[0])
+                self.out.push_file(piece)
+                self.out.push(frame[1])
+                return
+            # Bytes-like only (TypeError otherwise): bytes(97), from iterating over a
+            # bytes object, would send 97 NUL bytes.
+            piece = memoryview(piece).tobytes()  # type: ignore[arg-type]
+        if piece:
+            self.out.push(self.conn.send(Data(piece)))
+
+    def _pump(self, exchange: Exchange, iterator: Iterator[BodyPiece]) -> None:
+        """Pull body pieces until the output passes the high-water mark or it ends."""
+        out = self.out
+        high_water = self.ctx.write_high_water
+        while out.size <= high_water:
+            if self._iterator is not iterator:
+                return  # the exchange ended meanwhile
+            try:
+                piece = next(iterator)
+            except StopIteration:
+                self.end_response(exchange)
+                return
+            self._queue_piece(piece)
+        self.kick()
+
+
+def format_client(client: tuple[str, int] | None) -> str:
+    if not client:
+        return "client"
+    host, port = client[0], client[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
