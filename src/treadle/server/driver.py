@@ -292,7 +292,7 @@ class ConnectionDriver:
         water = ctx.write_low_water if not self._reading else ctx.write_high_water
         # Nothing more can come after the peer's EOF; a level poller would report the
         # socket readable on every turn until the handler answers (a busy loop).
-        want_read = out.size <= water and session.accepts_input
+        want_read = (out.size <= water or session.streaming_body) and session.accepts_input
         if want_read != self._reading:
             self._reading = want_read
             if want_read and (self._read_ready or session.conn.buffered):

@@ -170,6 +170,12 @@ class Session:
         return not (self.close_when_flushed or self._body_paused or self.conn.their_eof)
 
     @property
+    def streaming_body(self) -> bool:
+        """Whether the current exchange's body is being read past its handler's call
+        (streamed to it, or dropped after an early answer), not held by a pause."""
+        return (self._stream is not None and not self._body_paused) or self._discarding
+
+    @property
     def finished(self) -> bool:
         """Whether the connection should close now (lingering first if ``linger``)."""
         return self.close_when_flushed and not self.out.items and self._exchange is None
@@ -189,8 +195,10 @@ class Session:
         high_water = self.ctx.write_high_water
         self.held_back = False
         while not (self.closed or self.close_when_flushed):
-            if out.size > high_water:
-                # Backpressure: the driver resumes once the output has drained.
+            if out.size > high_water and not self.streaming_body:
+                # Backpressure: no new request while output piles up; the driver resumes
+                # once it has drained. A body being streamed to (or dropped for) the
+                # current exchange goes on: its handler has pause() for that.
                 self.held_back = True
                 return False
             if self._body_paused:
