@@ -28,7 +28,7 @@ def served(monkeypatch):
     """Replace ``_serve``: record what main would serve, and return 0."""
     calls: list[tuple[object, Settings]] = []
 
-    def fake_serve(handler: object, settings: Settings) -> int:
+    def fake_serve(handler: object, settings: Settings, folder: str = "") -> int:
         calls.append((handler, settings))
         return 0
 
@@ -83,9 +83,14 @@ def test_parser_turns_every_flag_into_its_setting():
         "interface": "native",
         "poller": "select",
         "log_level": "debug",
+        "static": "/assets=.",
+        "symlinks": "none",
+        "cache_control": "no-cache",
     }
     for setting in SETTINGS:
-        if setting.name in samples:
+        if setting.boolean:
+            argv += [setting.flag]
+        elif setting.name in samples:
             argv += [setting.flag, samples[setting.name]]
         elif setting.convert.__name__ == "_positive_float":
             argv += [setting.flag, "1.5"]
@@ -99,6 +104,7 @@ def test_parser_turns_every_flag_into_its_setting():
     assert args.idle_timeout == 1.5
     assert args.max_body_bytes == 2048
     assert args.backlog == 3
+    assert args.static == ["/assets=."] and args.upload is True and args.symlinks == "none"
 
 
 def test_options_not_given_are_none():
@@ -111,7 +117,10 @@ def test_options_not_given_are_none():
     ("argv", "expected"),
     [
         (["run"], "MODULE:ATTR"),
-        (["serve", "a:b"], "invalid choice"),
+        (["serve", "/no/such/folder"], "'/no/such/folder' is not a folder"),
+        (["serve", ".", "--static", "/a=/no/such/folder"], "is not a folder"),
+        (["serve", ".", "--symlinks", "some"], "expected one of inside, all, none"),
+        (["launch", "a:b"], "invalid choice"),
         (["run", "a:b", "--no-such-option"], "unrecognized arguments: --no-such-option"),
         (["run", "a:b", "--idle-timeout", "0"], "'0': must be greater than 0"),
         (["run", "a:b", "--idle-timeout", "soon"], "'soon'"),
@@ -155,12 +164,24 @@ def test_environment_then_command_line(served, monkeypatch):
     argv = ["run", "treadle.demo:hello", "--idle-timeout", "9", "--bind", "127.0.0.1:2"]
     argv += ["--bind", "[::1]:3"]
     assert cli.main(argv) == 0
-    [(handler, settings)] = served
-    assert handler is hello
+    [(app, settings)] = served
+    assert app.handler is hello  # the native adapter around the handler named
     assert settings.idle_timeout == 9.0  # the option wins
     assert settings.header_timeout == 3.0  # the environment, where no option is given
     assert settings.bind == ["127.0.0.1:2", "[::1]:3"]  # repeated options replace it
     assert settings.body_timeout == 30.0  # the default
+
+
+def test_serve_gives_a_folder_and_static_mounts_a_prefix(served, tmp_path):
+    from treadle.apps.mounts import Mounts
+    from treadle.apps.static.app import StaticFiles
+
+    assert cli.main(["serve", str(tmp_path), "--upload"]) == 0
+    assert cli.main(["run", "treadle.demo:hello", "--static", f"/assets={tmp_path}"]) == 0
+    [(files, settings), (mounted, _)] = served
+    assert isinstance(files, StaticFiles) and files.root == str(tmp_path.resolve())
+    assert settings.upload is True
+    assert isinstance(mounted, Mounts)
 
 
 def test_main_reads_sys_argv(served, monkeypatch):

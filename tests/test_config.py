@@ -15,6 +15,7 @@ from treadle.config import (
     SettingError,
     Settings,
     parse_bind,
+    parse_mount,
     settings_markdown,
 )
 
@@ -33,14 +34,16 @@ def _settings_of_kind(kind: str) -> list[str]:
 SIZES = _settings_of_kind("_size")
 POSITIVE_INTS = _settings_of_kind("_positive_int")
 POSITIVE_FLOATS = _settings_of_kind("_positive_float")
+BOOLEANS = _settings_of_kind("_boolean")
+NON_NEGATIVE_INTS = _settings_of_kind("_non_negative_int")
+TEXTS = _settings_of_kind("_text")
 
 
 def test_every_setting_is_classified_by_a_test():
     choices = [s.name for s in SETTINGS if s.choices]
-    assert sorted(SIZES + POSITIVE_INTS + POSITIVE_FLOATS + choices + ["bind"]) == sorted(
-        SETTINGS_BY_NAME
-    )
-    assert SIZES and POSITIVE_INTS and POSITIVE_FLOATS
+    kinds = SIZES + POSITIVE_INTS + POSITIVE_FLOATS + BOOLEANS + NON_NEGATIVE_INTS + TEXTS
+    assert sorted(kinds + choices + ["bind", "static"]) == sorted(SETTINGS_BY_NAME)
+    assert SIZES and POSITIVE_INTS and POSITIVE_FLOATS and BOOLEANS and NON_NEGATIVE_INTS
 
 
 def test_table_entries_are_well_formed():
@@ -58,6 +61,56 @@ def test_table_entries_are_well_formed():
 
 
 # --------------------------------------------------------------------------- converters
+
+
+@pytest.mark.parametrize("name", BOOLEANS)
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("1", True), ("true", True), ("YES", True), (" on ", True), ("True", True),
+     ("0", False), ("false", False), ("no", False), ("OFF", False), ("False", False)],
+)  # fmt: skip
+def test_booleans_accept(name, text, value):
+    assert convert(name, text) is value
+
+
+@pytest.mark.parametrize("name", BOOLEANS)
+@pytest.mark.parametrize("text", ["", "2", "maybe", "enabled"])
+def test_booleans_refuse(name, text):
+    with pytest.raises(ValueError):
+        convert(name, text)
+
+
+@pytest.mark.parametrize("name", NON_NEGATIVE_INTS)
+def test_non_negative_ints(name):
+    assert convert(name, "0") == 0 and convert(name, "12") == 12
+    for bad in ("-1", "x", "1.5"):
+        with pytest.raises(ValueError):
+            convert(name, bad)
+
+
+@pytest.mark.parametrize("name", TEXTS)
+def test_texts_refuse_control_characters(name):
+    assert convert(name, "public, max-age=60") == "public, max-age=60"
+    for bad in ("a\r\nb", "x\x00", "\x7f"):
+        with pytest.raises(ValueError):
+            convert(name, bad)
+
+
+@pytest.mark.parametrize(
+    ("text", "mount"),
+    [("/assets=./public", ("/assets", "./public")), ("/a/b/=d", ("/a/b", "d")),
+     ("/=site", ("/", "site")), (" /x=y=z", ("/x", "y=z"))],
+)  # fmt: skip
+def test_mounts_accept(text, mount):
+    assert parse_mount(text) == mount
+    assert convert("static", text) == text
+
+
+@pytest.mark.parametrize("text", ["assets=./public", "/assets", "/assets=", "/a?b=c", "/a%2f=d",
+                                  "=dir", "/a\\b=c"])  # fmt: skip
+def test_mounts_refuse(text):
+    with pytest.raises(ValueError):
+        convert("static", text)
 
 
 @pytest.mark.parametrize("name", SIZES)
@@ -260,7 +313,10 @@ def test_low_water_above_high_water_is_refused():
 def test_markdown_lists_every_setting():
     text = settings_markdown()
     for setting in SETTINGS:
-        assert f"| `{setting.flag}` | `{setting.env}` |" in text
+        flag = f"`{setting.flag}`"
+        if setting.boolean:
+            flag += f" / `--no-{setting.flag[2:]}`"
+        assert f"| {flag} | `{setting.env}` |" in text
     assert text.endswith("\n")
 
 
@@ -274,7 +330,7 @@ def test_docs_page_is_generated_from_the_table():
 
 def test_no_setting_default_is_nan_or_negative():
     for setting in SETTINGS:
-        if isinstance(setting.default, (int, float)):
+        if isinstance(setting.default, (int, float)) and not setting.boolean:
             assert setting.default > 0 and not math.isnan(setting.default)
 
 

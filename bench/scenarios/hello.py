@@ -17,6 +17,7 @@ rounds, and the median of each round's ratio to the peer.
 from __future__ import annotations
 
 import importlib.util
+import os
 from typing import Any
 
 from harness import (
@@ -104,12 +105,28 @@ def uvicorn_argv(port: int) -> list[str]:
     ]
 
 
+#: a treadle source tree (its ``src/`` folder) to measure beside this one in the same
+#: run, as ``treadle-<poller>-baseline`` on the epoll pollers: before/after a change
+BASELINE_ENV = "TREADLE_BENCH_BASELINE"
+BASELINE_POLLERS = ("epoll", "epoll-et")
+
+
+def baseline_argv(src: str, poller: str, port: int) -> list[str]:
+    return ["env", f"PYTHONPATH={src}", *treadle_argv(poller, port)]
+
+
 def servers() -> dict[str, Any]:
     """Server name -> argv builder; treadle's only once its CLI has landed."""
     table: dict[str, Any] = {}
     if treadle_available():
         for poller in POLLERS:
             table[f"treadle-{poller}"] = lambda port, p=poller: treadle_argv(p, port)
+        baseline = os.environ.get(BASELINE_ENV)
+        if baseline:
+            for poller in BASELINE_POLLERS:
+                table[f"treadle-{poller}-baseline"] = lambda port, p=poller: baseline_argv(
+                    baseline, p, port
+                )
     table[PEER] = uvicorn_argv
     return table
 

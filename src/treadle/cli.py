@@ -1,6 +1,7 @@
 """The ``treadle`` command.
 
-    treadle run MODULE:ATTR [--interface native] [--bind HOST:PORT] [options]
+    treadle serve [DIR] [--upload] [--bind HOST:PORT] [options]
+    treadle run MODULE:ATTR [--interface native] [--static PREFIX=DIR] [options]
 
 Options come from the settings table in ``config.py``; each can also be given as a
 ``TREADLE_*`` environment variable. A bad option, a bad environment value or an
@@ -62,6 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--interface native). Every option can also be set as TREADLE_<NAME>.",
     )
     run.add_argument("app", metavar="MODULE:ATTR", help="where the application lives")
+    serve = commands.add_parser(
+        "serve",
+        help="serve the files of a folder",
+        description="Serve the files of DIR (default: the current folder): downloads with "
+        "ranges and conditional requests, folder listings, uploads with --upload. Every "
+        "option can also be set as TREADLE_<NAME>.",
+    )
+    serve.add_argument("dir", metavar="DIR", nargs="?", default=".", help="the folder to serve")
     for setting in SETTINGS:
         kwargs: dict[str, Any] = {
             "dest": setting.name,
@@ -76,7 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
             kwargs["metavar"] = setting.metavar
         if setting.multiple:
             kwargs["action"] = "append"
-        run.add_argument(setting.flag, **kwargs)
+        if setting.boolean:
+            kwargs.pop("type")
+            kwargs["action"] = argparse.BooleanOptionalAction
+        for command in (run, serve):
+            command.add_argument(setting.flag, **kwargs)
     return parser
 
 
@@ -118,13 +131,46 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         settings = Settings.resolve(vars(args))
-        handler = load_app(args.app)
+        if args.command == "serve":
+            app = _static(args.dir, settings)
+            shown = args.dir
+        else:
+            app = _adapt(load_app(args.app), settings.interface)
+            shown = ""
+        app = _mount(app, settings)
     except SettingError as error:
         _fail(str(error), 2)
-    return _serve(handler, settings)
+    return _serve(app, settings, shown)
 
 
-def _serve(handler: object, settings: Settings) -> int:
+def _static(folder: str, settings: Settings) -> Application:
+    from .apps.static.app import StaticFiles
+
+    try:
+        return StaticFiles(folder, settings)
+    except ValueError:
+        raise SettingError(f"{folder!r} is not a folder") from None
+
+
+def _mount(app: Application, settings: Settings) -> Application:
+    """``--static PREFIX=DIR`` folders in front of ``app``."""
+    if not settings.static:
+        return app
+    from .apps.mounts import Mounts
+    from .apps.static.app import StaticFiles
+    from .config import parse_mount
+
+    mounts: list[tuple[str, Application]] = []
+    for text in settings.static:
+        prefix, folder = parse_mount(text)
+        try:
+            mounts.append((prefix, StaticFiles(folder, settings, prefix)))
+        except ValueError:
+            raise SettingError(f"--static {text}: {folder!r} is not a folder") from None
+    return Mounts(mounts, app)
+
+
+def _serve(app: Application, settings: Settings, folder: str = "") -> int:
     logging.basicConfig(
         stream=sys.stderr,
         level=settings.log_level.upper(),
@@ -132,7 +178,7 @@ def _serve(handler: object, settings: Settings) -> int:
     )
     from .server import Server
 
-    server = Server(_adapt(handler, settings.interface), settings)
+    server = Server(app, settings)
     try:
         server.start()
     except ValueError as error:  # an unavailable poller
@@ -141,6 +187,10 @@ def _serve(handler: object, settings: Settings) -> int:
     except OSError as error:
         server.close()
         _fail(f"cannot listen: {error.strerror or error}", 1)
+    if folder:
+        for host, port in server.addresses:
+            shown = f"[{host}]" if ":" in host else host
+            print(f"treadle: serving {folder} at http://{shown}:{port}/", flush=True)
     server.install_signal_handlers()
     server.run()
     return 0

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 POLLER_CHOICES = ("auto", "select", "poll", "epoll", "epoll-et")
+SYMLINK_CHOICES = ("inside", "all", "none")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 INTERFACES = ("native",)
 
@@ -34,6 +35,50 @@ def _positive_int(text: str) -> int:
     if value <= 0:
         raise ValueError("must be greater than 0")
     return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def _boolean(text: str) -> bool:
+    """On or off; the command line has ``--NAME`` and ``--no-NAME`` for it."""
+    word = text.strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise ValueError(f"expected one of {', '.join(_TRUE + _FALSE)}")
+
+
+def _text(text: str) -> str:
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text):
+        raise ValueError("must not hold control characters")
+    return text
+
+
+def parse_mount(text: str) -> tuple[str, str]:
+    """``PREFIX=DIR`` to ``(prefix, dir)``: the prefix starts with ``/`` and loses any
+    trailing ``/``; DIR is kept as given (the application checks that it exists)."""
+    prefix, sep, folder = text.partition("=")
+    prefix = prefix.strip()
+    if not sep or not folder:
+        raise ValueError(f"expected PREFIX=DIR, got {text!r}")
+    if not prefix.startswith("/") or any(ch in prefix for ch in "?#%\\"):
+        raise ValueError(f"the prefix must be a plain URL path starting with '/', got {prefix!r}")
+    return prefix.rstrip("/") or "/", folder
+
+
+def _mount(text: str) -> str:
+    parse_mount(text)
+    return text
 
 
 def _size(text: str) -> int:
@@ -92,6 +137,8 @@ class Setting:
     choices: tuple[str, ...] = ()
     #: repeatable on the command line (a list)
     multiple: bool = False
+    #: on or off: ``--NAME`` / ``--no-NAME`` on the command line
+    boolean: bool = False
 
     @property
     def flag(self) -> str:
@@ -135,6 +182,27 @@ SETTINGS: tuple[Setting, ...] = (
             "stops reading (backpressure)", "BYTES"),
     Setting("write_low_water", _size, 64 * 1024, "unsent output below which it reads again",
             "BYTES"),
+    # -- serving files (treadle serve DIR, and --static beside an application)
+    Setting("static", _mount, [], "serve the folder DIR under the URL prefix PREFIX beside "
+            "the application (repeatable); requests under it never reach the application",
+            "PREFIX=DIR", multiple=True),
+    Setting("listing", _boolean, True, "show an HTML listing of a folder without "
+            "index.html (off: 404)", boolean=True),
+    Setting("upload", _boolean, False, "accept uploads: PUT of a file, and a form on listing "
+            "pages that POSTs multipart/form-data (limited by --max-body-bytes)", boolean=True),
+    Setting("overwrite", _boolean, False, "let an upload replace an existing file",
+            boolean=True),
+    Setting("dotfiles", _boolean, False, "serve names that start with a dot (.git, .env); "
+            "off: 404", boolean=True),
+    Setting("symlinks", _choice(SYMLINK_CHOICES), "inside", "symbolic links to follow: inside "
+            "(only those whose target stays inside the folder), all, or none",
+            choices=SYMLINK_CHOICES),
+    Setting("cache_control", _text, "", "Cache-Control value for files (empty: none sent), "
+            "e.g. 'public, max-age=3600'", "VALUE"),
+    Setting("file_cache_entries", _non_negative_int, 1024, "files whose descriptor, stat and "
+            "response fields are kept open and ready (0: none)", "N"),
+    Setting("file_cache_valid", _positive_float, 1.0, "seconds a cached file is trusted "
+            "before it is stat()ed again (a change shows within this time)", "S"),
 )  # fmt: skip
 
 SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}
@@ -200,7 +268,11 @@ def settings_markdown() -> str:
         default = setting.default
         if isinstance(default, list):
             default = ", ".join(default)
-        lines.append(f"| `{setting.flag}` | `{setting.env}` | `{default}` | {setting.help} |")
+        flag = f"`{setting.flag}`"
+        if setting.boolean:
+            flag += f" / `--no-{setting.flag[2:]}`"
+            default = "on" if default else "off"
+        lines.append(f"| {flag} | `{setting.env}` | `{default}` | {setting.help} |")
     return "\n".join(lines) + "\n"
 
 

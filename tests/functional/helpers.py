@@ -86,10 +86,15 @@ class ServerProcess:
         poller: str = "auto",
         bind: Sequence[str] = ("127.0.0.1:0",),
         env: dict[str, str] | None = None,
+        serve: str | os.PathLike[str] | None = None,
     ) -> None:
-        command = treadle_command(
-            "run", app, "--interface", "native", "--poller", poller, "--log-level", "info"
+        # ``serve``: ``treadle serve FOLDER`` instead of ``treadle run APP``
+        head = (
+            ["serve", os.fspath(serve)]
+            if serve is not None
+            else ["run", app, "--interface", "native"]
         )
+        command = treadle_command(*head, "--poller", poller, "--log-level", "info")
         for address in bind:
             command += ["--bind", address]
         command += list(args)
