@@ -115,11 +115,17 @@ def baseline_argv(src: str, poller: str, port: int) -> list[str]:
     return ["env", f"PYTHONPATH={src}", *treadle_argv(poller, port)]
 
 
+#: a comma-separated subset of POLLERS to measure (default: all), for a shorter run
+POLLERS_ENV = "TREADLE_BENCH_POLLERS"
+
+
 def servers() -> dict[str, Any]:
     """Server name -> argv builder; treadle's only once its CLI has landed."""
     table: dict[str, Any] = {}
     if treadle_available():
-        for poller in POLLERS:
+        wanted = os.environ.get(POLLERS_ENV)
+        pollers = [p for p in POLLERS if not wanted or p in wanted.split(",")]
+        for poller in pollers:
             table[f"treadle-{poller}"] = lambda port, p=poller: treadle_argv(p, port)
         baseline = os.environ.get(BASELINE_ENV)
         if baseline:

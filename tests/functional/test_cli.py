@@ -4,6 +4,8 @@ clear line (never a traceback) for every mistake on the command line.
 
 from __future__ import annotations
 
+import re
+import select
 import signal
 import socket
 import subprocess
@@ -72,7 +74,12 @@ CASES = {
     "unimportable-module": Case(("run", "no_such_module_for_treadle:app"), says="cannot import"),
     "missing-attribute": Case(("run", "treadle.demo:no_such_handler"), says="no_such_handler"),
     "not-callable": Case(("run", "tests.data.apps:PATTERN"), says="not callable"),
-    "unknown-command": Case(("serve", APP), says="serve"),
+    "unknown-command": Case(("launch", APP), says="launch"),
+    "serve-missing-folder": Case(("serve", "/no/such/folder/for/treadle"), says="not a folder"),
+    "serve-bad-symlinks": Case(("serve", ".", "--symlinks", "some"), says="inside, all, none"),
+    "static-missing-folder": Case(("run", APP, "--static", "/a=/no/such/dir"), says="not a folder"),
+    "static-bad-prefix": Case(("run", APP, "--static", "assets=."), says="starting with"),
+    "bad-env-boolean": Case(("serve", "."), says="TREADLE_UPLOAD", env=(("TREADLE_UPLOAD", "x"),)),
 }
 
 
@@ -156,3 +163,38 @@ def test_help_lists_every_option() -> None:
     assert outcome.status == 0
     for flag in ("--poller", "--header-timeout", "--write-high-water", "--requests-per-turn"):
         assert flag in outcome.stdout
+
+
+# ---------------------------------------------------------------- the main job
+
+
+def test_serve_prints_its_url_and_serves_the_folder(tmp_path) -> None:
+    """The README's first command: ``treadle serve DIR`` says where it serves."""
+    (tmp_path / "hello.txt").write_bytes(b"hello from a folder\n")
+    proc = subprocess.Popen(
+        treadle_command("serve", str(tmp_path), "--bind", "127.0.0.1:0"),
+        cwd=ROOT,
+        env=server_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], TIMEOUT_S)
+        assert ready, "no line on stdout in time"
+        line = proc.stdout.readline().decode()
+        match = re.fullmatch(r"treadle: serving (.+) at http://127\.0\.0\.1:(\d+)/\n", line)
+        assert match and match.group(1) == str(tmp_path), line
+        port = int(match.group(2))
+        with socket.create_connection(("127.0.0.1", port), TIMEOUT_S) as client:
+            client.sendall(b"GET /hello.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            client.settimeout(TIMEOUT_S)
+            received = b""
+            while chunk := client.recv(65536):
+                received += chunk
+        assert received.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert received.endswith(b"\r\n\r\nhello from a folder\n")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(TIMEOUT_S) == 0
