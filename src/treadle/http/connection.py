@@ -168,7 +168,7 @@ class ServerConnection:
         "limits",
         "defaults",
         "_buf",
-        "_eof",
+        "their_eof",
         "_their",
         "_ours",
         "_reader",
@@ -188,7 +188,8 @@ class ServerConnection:
         self.limits = limits if limits is not None else _DEFAULT_LIMITS
         self.defaults = defaults if defaults is not None else ResponseDefaults()
         self._buf = ReceiveBuffer()
-        self._eof = False
+        #: whether the end of input has been received (read it, never set it)
+        self.their_eof = False
         self._their = _HEAD
         self._ours = _IDLE
         self._reader: BodyReader = NO_BODY
@@ -207,21 +208,17 @@ class ServerConnection:
     def receive_data(self, data: bytes) -> None:
         """Add received bytes; ``b""`` means the peer will send no more."""
         if data:
-            if self._eof:
+            if self.their_eof:
                 raise RuntimeError("data received after end of input")
             self._buf.feed(data)
         else:
-            self._eof = True
-
-    @property
-    def their_eof(self) -> bool:
-        """Whether the end of input has been received."""
-        return self._eof
+            self.their_eof = True
 
     @property
     def buffered(self) -> int:
         """Bytes received and not yet consumed."""
-        return len(self._buf)
+        buf = self._buf
+        return len(buf.data) - buf.pos
 
     def next_event(self) -> Event:
         """Return the next received event, NEED_DATA or PAUSED.
@@ -234,7 +231,7 @@ class ServerConnection:
             return self._read_body()
         if their is _HEAD:
             buf = self._buf
-            if buf.pos >= len(buf.data) and not self._eof:
+            if buf.pos >= len(buf.data) and not self.their_eof:
                 return NEED_DATA  # the common end of a turn: everything consumed
             return self._read_head()
         if their is _DONE:
@@ -283,7 +280,7 @@ class ServerConnection:
         buf = self._buf
         if buf.pos >= len(buf.data):
             self._scanned = self._lines = 0
-            if self._eof:
+            if self.their_eof:
                 self._their = _CLOSED
                 self._keep_alive = False
                 return ConnectionClosed()
@@ -294,7 +291,7 @@ class ServerConnection:
             )
         except ProtocolError as error:
             return self._fail(error)
-        if self._eof:
+        if self.their_eof:
             return self._fail(
                 ProtocolError(400, "connection closed in the middle of a request head")
             )
@@ -303,7 +300,7 @@ class ServerConnection:
     def _read_body(self) -> Event:
         try:
             event = self._reader.read(self._buf)
-            if event is NEED_DATA and self._eof:
+            if event is NEED_DATA and self.their_eof:
                 self._reader.check_eof()
         except ProtocolError as error:
             return self._fail(error)

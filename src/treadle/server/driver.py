@@ -83,7 +83,6 @@ class ConnectionDriver:
         "_read_ready",
         "_write_ready",
         "_scheduled",
-        "_busy",
         "_phase",
         "_requests_seen",
         "_deadline",
@@ -112,7 +111,6 @@ class ConnectionDriver:
         self._read_ready = False  # edge: the transport may hold unread bytes
         self._write_ready = True  # edge: the last send did not hit EAGAIN
         self._scheduled = False  # a call_soon(_resume) is pending
-        self._busy = False  # inside _run
         self._phase = IDLE
         self._requests_seen = 0  # session.requests at the last settle
         # timeout of each phase, by phase number (APP has none: the app is answering)
@@ -230,13 +228,13 @@ class ConnectionDriver:
         """One turn of work: process requests, flush, produce, settle.
 
         The one place that sequences a connection's work; re-entry from application
-        code called inside it is turned into a no-op by ``_busy``.
+        code called inside it is turned into a no-op by ``session.in_turn``.
         """
-        if self._busy or self.closed:
+        session = self.session
+        if session.in_turn or self.closed:
             return
-        self._busy = True
+        session.in_turn = True
         try:
-            session = self.session
             out = self.out
             low_water = self.ctx.write_low_water
             if session.process():
@@ -254,7 +252,7 @@ class ConnectionDriver:
             if not self.closed:
                 self._settle()
         finally:
-            self._busy = False
+            session.in_turn = False
 
     def _flush(self) -> None:
         """Send queued output until it is gone or the transport says EAGAIN."""
@@ -277,7 +275,7 @@ class ConnectionDriver:
         ctx = self.ctx
         session = self.session
         out = self.out
-        if session.finished:
+        if session.close_when_flushed and session.finished:
             self._close_or_linger()
             return
         if session.producing and (not out.items or self._write_ready):

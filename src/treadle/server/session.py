@@ -90,6 +90,9 @@ class Ending(enum.Enum):
 _LINGERING_ENDINGS = frozenset({Ending.PROTOCOL_ERROR, Ending.DEADLINE, Ending.APP_FAILED})
 
 
+_COMPLETE = Ending.COMPLETE  # a module constant: enum attribute lookups are slow on 3.11
+
+
 def _nothing() -> None:
     return None
 
@@ -103,11 +106,13 @@ class Session:
         "conn",
         "out",
         "kick",
+        "in_turn",
         "closed",
         "close_when_flushed",
         "linger",
         "held_back",
         "requests",
+        "producing",
         "_exchange",
         "_iterator",
         "_closer",
@@ -126,6 +131,8 @@ class Session:
         self.out = OutputQueue()
         #: run a turn of the driver now (set by the driver; a no-op inside a turn)
         self.kick: Callable[[], None] = _nothing
+        #: the driver is inside a turn (its end sends whatever was queued): no kick needed
+        self.in_turn = False
         self.closed = False
         #: close once the output is sent and no exchange is open
         self.close_when_flushed = False
@@ -135,6 +142,8 @@ class Session:
         self.held_back = False
         #: requests started on this connection (the driver restarts deadlines on a new one)
         self.requests = 0
+        #: a producer waits for the output to drain (a body iterable, a drain callback)
+        self.producing = False
         self._exchange: Exchange | None = None
         self._iterator: Iterator[BodyPiece] | None = None
         self._closer: Callable[[], object] | None = None
@@ -179,11 +188,6 @@ class Session:
     def finished(self) -> bool:
         """Whether the connection should close now (lingering first if ``linger``)."""
         return self.close_when_flushed and not self.out.items and self._exchange is None
-
-    @property
-    def producing(self) -> bool:
-        """Whether a producer waits for the output to drain (an iterable, a callback)."""
-        return self._iterator is not None or self._drain is not None
 
     def process(self) -> bool:
         """Take events out of the protocol until it needs data, pauses, or this turn's
@@ -238,6 +242,7 @@ class Session:
                 self.call_app(self._pump, exchange, self._iterator)
         elif self._drain is not None:
             callback, self._drain = self._drain, None
+            self.producing = False
             self.call_app(callback)
 
     def deadline_expired(self, phase: int) -> bool:
@@ -272,7 +277,8 @@ class Session:
         self.requests += 1
         self._discarding = False
         if not request.has_body:
-            self._call_handler(Exchange(self, request, self.client, b""))
+            self._exchange = exchange = Exchange(self, request, self.client, b"")
+            self.call_app(self.ctx.app, exchange)
             return
         length = request.content_length
         if request.chunked or (length is not None and length <= self.ctx.body_buffer_bytes):
@@ -296,7 +302,8 @@ class Session:
             stream.feed(piece)
         self._stream = stream
         self._buffering = None
-        self._call_handler(exchange)
+        self._exchange = exchange
+        self.call_app(self.ctx.app, exchange)
         # Ask for the body only once the handler has shown it waits for it: one that
         # answered at once (a 413, say) spares the client sending it (RFC 9110 10.1.1).
         if self._exchange is exchange and not self.conn.response_started:
@@ -322,14 +329,11 @@ class Session:
             self._buffering = None
             request = self.conn.request
             assert request is not None
-            self._call_handler(Exchange(self, request, self.client, body))
+            self._exchange = exchange = Exchange(self, request, self.client, body)
+            self.call_app(self.ctx.app, exchange)
         elif self._stream is not None:
             stream, self._stream = self._stream, None
             stream.end()
-
-    def _call_handler(self, exchange: Exchange) -> None:
-        self._exchange = exchange
-        self.call_app(self.ctx.app, exchange)
 
     # --------------------------------------------------- the guard and the teardown
 
@@ -384,7 +388,8 @@ class Session:
             exchange.finished = True
             self._exchange = None
         stream = self._stream
-        if stream is not None or self._iterator is not None or self._drain is not None:
+        if stream is not None or self.producing:
+            self.producing = False
             self._drain = None
             self._stream = None
             self._body_paused = False
@@ -392,14 +397,14 @@ class Session:
                 self._iterator = None
                 self._close_body()
             if stream is not None:
-                if ending is Ending.COMPLETE:
+                if ending is _COMPLETE:
                     # Answered before the body ended: keep reading it, but nobody listens
                     # now. Still the BODY phase: the client is sending.
                     self._discarding = True
                 else:
                     stream.abort()
         conn = self.conn
-        if ending is Ending.COMPLETE:
+        if ending is _COMPLETE:
             if not conn.keep_alive:
                 self.close_when_flushed = True
                 if conn.request is not None or conn.buffered:
@@ -465,6 +470,7 @@ class Session:
             self._fail()
             return
         self._iterator = iterator
+        self.producing = True
         # PEP 3333: close() is the iterable's, which need not be its iterator's.
         self._closer = getattr(body, "close", None) or getattr(iterator, "close", None)
         self.start_response(exchange, status, headers)
@@ -504,6 +510,7 @@ class Session:
         if not self._current(exchange):
             return
         self._drain = callback
+        self.producing = True
         self.kick()  # the turn calls it at once if the output has drained already
 
     def pause_body(self, exchange: Exchange) -> None:
@@ -518,8 +525,9 @@ class Session:
 
     def _complete(self, data: bytes) -> None:
         self.out.push(data)
-        self._end(Ending.COMPLETE)
-        self.kick()
+        self._end(_COMPLETE)
+        if not self.in_turn:
+            self.kick()
 
     def _serialize(self, event: Response | EndOfMessage) -> bytes | None:
         """The bytes of an application's event, or None when it cannot be sent (logged;
