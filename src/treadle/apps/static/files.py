@@ -236,6 +236,8 @@ class FileCache:
         entry.dropped = True
         entry.close_if_unused()
 
-    def close(self) -> None:
+    def clear(self) -> None:
+        """Forget every entry (after an upload changed the folder); files still being
+        sent stay open until their responses release them."""
         for key in list(self._entries):
             self._drop(key)

@@ -157,6 +157,7 @@ class Uploads:
             except OSError as error:
                 self._failed(exchange, [pending], error)
                 return
+            files.files.clear()  # the cache must not answer with what was there before
             log.info("stored %s (%d bytes)", "/".join(segments), pending.size)
             if replaced:
                 exchange.respond(204, [])
@@ -335,6 +336,7 @@ class _FormUpload:
             self.failed = True
             self.uploads._failed(self.exchange, self.done[len(committed) :], error)
             return
+        files.files.clear()  # the cache must not answer with what was there before
         for name in committed:
             log.info("stored %s", "/".join([*self.segments, name]))
         location = files.url(self.segments, folder=True).encode("ascii")
