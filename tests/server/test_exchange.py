@@ -230,3 +230,28 @@ def test_late_answer_with_an_invalid_field_sends_500_and_closes(make, poller, ca
     assert statuses(parse_responses(data, eof=True)) == [500]
     harness.peer.close()
     harness.run_until(lambda: harness.driver.closed)
+
+
+def test_another_thread_answers_through_call_soon_threadsafe(make, poller):
+    import threading
+
+    app = Held()
+    harness = make(app, poller=poller, native=False)
+    harness.send(get("/threaded"))
+    harness.turn()
+    [exchange] = app.exchanges
+    seen: list[str] = []
+
+    def work() -> None:
+        # never touch the exchange here: hand the answer to the loop thread
+        exchange.call_soon_threadsafe(
+            lambda: (seen.append(threading.current_thread().name),
+                     exchange.respond(200, [], b"from a thread"))
+        )  # fmt: skip
+
+    worker = threading.Thread(target=work, name="worker")
+    worker.start()
+    worker.join(10)
+    data = harness.collect(lambda d: d.endswith(b"from a thread"))
+    assert parse_responses(data)[0].body == b"from a thread"
+    assert seen == [threading.main_thread().name]

@@ -71,6 +71,11 @@ class Responder(Protocol):
 
     def call_app(self, callback: Callable[..., object], *args: object) -> bool: ...
 
+    def call_soon_threadsafe(self, callback: Callable[..., object], *args: object) -> None:
+        """Run ``callback(*args)`` on the loop thread soon; the one call that other
+        threads (a WSGI worker) may make. Raises RuntimeError once the loop is closed."""
+        ...
+
     def pause_body(self, exchange: Exchange) -> None: ...
 
     def resume_body(self, exchange: Exchange) -> None: ...
@@ -255,3 +260,8 @@ class Exchange:
     def closed(self) -> bool:
         """True once the connection is gone: answers are then silently dropped."""
         return self.responder.closed
+
+    def call_soon_threadsafe(self, callback: Callable[..., object], *args: object) -> None:
+        """From any thread: run ``callback(*args)`` on the loop thread, where the
+        exchange may be answered. Everything else here is for the loop thread only."""
+        self.responder.call_soon_threadsafe(callback, *args)

@@ -513,6 +513,11 @@ class Session:
         self.producing = True
         self.kick()  # the turn calls it at once if the output has drained already
 
+    def call_soon_threadsafe(self, callback: Callable[..., object], *args: object) -> None:
+        # The session has no loop of its own; the one it runs on (asyncio's offers the
+        # same call) does the hand-over through its waker.
+        self.ctx.reactor.call_soon_threadsafe(callback, *args)
+
     def pause_body(self, exchange: Exchange) -> None:
         if exchange is self._exchange and self._stream is not None:
             self._body_paused = True
