@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from treadle.server import Exchange, FileSegment
+from treadle.server import Ending, Exchange, FileSegment
 
 from .helpers import get, parse_responses, post, reset, statuses
 
@@ -366,3 +366,39 @@ def test_a_file_that_shrinks_mid_response_closes_the_connection(make, poller, tm
         assert any("file ended" in r.getMessage() for r in caplog.records)
     finally:
         os.close(fd)
+
+
+@pytest.mark.parametrize("how", ["complete", "client gone", "shutdown"])
+def test_on_finish_tells_how_the_exchange_ended_once(make, poller, how):
+    endings: list[object] = []
+
+    def handler(exchange: Exchange) -> None:
+        exchange.on_finish(endings.append)
+        if how == "complete":
+            exchange.respond(200, [], b"done")
+        else:
+            exchange.start(200, [])
+
+    harness = make(handler, poller=poller, native=False, tcp=True)
+    harness.send(get("/"))
+    harness.turn(2)
+    if how == "client gone":
+        reset(harness.peer)
+        harness.run_until(lambda: harness.driver.closed, 200)
+    elif how == "shutdown":
+        harness.driver.close()
+    harness.turn(2)
+    expected = {"complete": Ending.COMPLETE, "client gone": Ending.CLIENT_GONE,
+                "shutdown": Ending.SHUTDOWN}[how]  # fmt: skip
+    assert endings == [expected]
+
+
+def test_on_finish_registered_after_the_end_is_called_at_once(make, poller):
+    held: list[Exchange] = []
+    harness = make(held.append, poller=poller, native=False)
+    harness.send(get("/"))
+    harness.turn()
+    held[0].respond(204, [])
+    late: list[object] = []
+    held[0].on_finish(late.append)
+    assert late == [Ending.COMPLETE]

@@ -208,7 +208,16 @@ class Exchange:
     the file's bytes go out with ``sendfile`` where the transport can.
     """
 
-    __slots__ = ("responder", "request", "client", "body", "stream", "finished")
+    __slots__ = (
+        "responder",
+        "request",
+        "client",
+        "body",
+        "stream",
+        "finished",
+        "ending",
+        "_on_finish",
+    )
 
     def __init__(
         self,
@@ -224,6 +233,9 @@ class Exchange:
         self.stream: BodyStream | None = None if body is not None else BodyStream(self)
         #: set by the session once the exchange ended, whichever way
         self.finished = False
+        #: how it ended (a ``session.Ending``), once finished
+        self.ending: object = None
+        self._on_finish: list[Callable[[object], object]] | None = None
 
     def respond(self, status: int, headers: HeaderList, body: bytes = b"") -> None:
         """Send a whole response; the head and body leave in one system call if they fit."""
@@ -260,6 +272,18 @@ class Exchange:
     def closed(self) -> bool:
         """True once the connection is gone: answers are then silently dropped."""
         return self.responder.closed
+
+    def on_finish(self, callback: Callable[[object], object]) -> None:
+        """Call ``callback(ending)`` once when the exchange ends, however it ends
+        (``ending`` is a ``session.Ending``); at once if it has ended already. For
+        adapters that must learn that their client went away (a worker thread waiting
+        to write), and for logs and metrics. Loop thread only."""
+        if self.finished:
+            callback(self.ending)
+        elif self._on_finish is None:
+            self._on_finish = [callback]
+        else:
+            self._on_finish.append(callback)
 
     def call_soon_threadsafe(self, callback: Callable[..., object], *args: object) -> None:
         """From any thread: run ``callback(*args)`` on the loop thread, where the

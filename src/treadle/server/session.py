@@ -384,8 +384,11 @@ class Session:
     def _end(self, ending: Ending, answer: bytes = b"") -> None:
         """The one teardown of an exchange; see the module docstring."""
         exchange = self._exchange
+        finish_callbacks = None
         if exchange is not None:
             exchange.finished = True
+            exchange.ending = ending
+            finish_callbacks = exchange._on_finish
             self._exchange = None
         stream = self._stream
         if stream is not None or self.producing:
@@ -409,14 +412,19 @@ class Session:
                 self.close_when_flushed = True
                 if conn.request is not None or conn.buffered:
                     self.linger = True
-            return
-        self._buffering = None
-        self._discarding = False
-        self.close_when_flushed = True
-        if ending in _LINGERING_ENDINGS:
-            self.linger = True
-        if answer and not self.closed and not conn.response_started:
-            self.out.push(answer)
+        else:
+            self._buffering = None
+            self._discarding = False
+            self.close_when_flushed = True
+            if ending in _LINGERING_ENDINGS:
+                self.linger = True
+            if answer and not self.closed and not conn.response_started:
+                self.out.push(answer)
+        if finish_callbacks is not None:
+            # Last, once the session's state is whole again: these may call back in.
+            exchange._on_finish = None  # type: ignore[union-attr]
+            for callback in finish_callbacks:
+                self.call_app(callback, ending)
 
     def _close_body(self) -> None:
         """Call the response iterable's ``close()``, if it has one: once, guarded."""
