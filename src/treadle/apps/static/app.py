@@ -33,7 +33,7 @@ from .conditions import evaluate, if_range_allows
 from .files import FileCache, NotAFileError, OpenFile
 from .listing import Entry, render_listing
 from .negotiation import choose_encoding
-from .paths import PathRefused, SymlinkPolicy, map_path
+from .paths import PathRefused, SymlinkPolicy, is_servable_name, map_path
 from .ranges import UNSATISFIABLE, content_range, multipart_ranges, parse_range, unsatisfied_range
 from .uploads import Uploads
 
@@ -187,7 +187,7 @@ class StaticFiles:
             exchange.respond(304, [f for f in fields if f[0] != b"content-type"], b"")
             return
         if status == 412:
-            self.error(exchange, 412)
+            self.error(exchange, 412, extra=_vary_of(fields))
             return
         value = headers.get(b"range")
         if (
@@ -204,7 +204,7 @@ class StaticFiles:
             exchange.respond(
                 416,
                 [(b"content-range", unsatisfied_range(entry.size)), (b"content-type", _TEXT),
-                 _NOSNIFF],
+                 _NOSNIFF, *_vary_of(fields)],
                 b"416 Range Not Satisfiable\n",
             )  # fmt: skip
         elif len(ranges) == 1:
@@ -270,6 +270,8 @@ class StaticFiles:
                 for item in scan:
                     if item.name.startswith(".") and not self.dotfiles:
                         continue
+                    if not is_servable_name(item.name):
+                        continue  # no URL could ask for it: no link that cannot work
                     try:
                         if item.is_symlink() and not self._link_allowed(item.path):
                             continue
@@ -304,11 +306,26 @@ class StaticFiles:
             b"301 Moved Permanently\n",
         )
 
-    def error(self, exchange: Exchange, status: int, reason: str = "") -> None:
+    def error(
+        self,
+        exchange: Exchange,
+        status: int,
+        reason: str = "",
+        extra: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
         text = f"{status} {reason_phrase(status)}\n"
         if reason:
             text += reason + "\n"
-        exchange.respond(status, [(b"content-type", _TEXT), _NOSNIFF], text.encode())
+        fields = [(b"content-type", _TEXT), _NOSNIFF]
+        if extra:
+            fields += extra
+        exchange.respond(status, fields, text.encode())
+
+
+def _vary_of(fields: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The Vary field among a file's fields: an error that depends on the variant
+    chosen must say so too."""
+    return [field for field in fields if field[0] == b"vary"]
 
 
 def _inside(root: str, real_path: str) -> bool:

@@ -81,7 +81,9 @@ class OpenFile:
         self.fd = fd
         self.size = st.st_size
         self.mtime_s = int(st.st_mtime)
-        self.etag = make_etag(st.st_size, st.st_mtime_ns, st.st_ino, coding=coding)
+        # No inode in the tag: it would differ between servers sharing one folder, and
+        # it tells clients something about the disk they have no need to know.
+        self.etag = make_etag(st.st_size, st.st_mtime_ns, coding=coding)
         self.fields = fields + [
             (b"etag", self.etag),
             (b"last-modified", format_date(self.mtime_s)),

@@ -175,7 +175,7 @@ def map_path(
 
     ``root`` is an absolute folder already passed through ``os.path.realpath``.
     ``allow_dotfiles`` lets names starting with ``.`` through (``.`` and ``..`` stay
-    refused). ``symlinks`` is ``"inside"`` (a link may point anywhere under the root),
+    refused). ``symlinks`` is ``"inside"`` (every link must point somewhere under the root),
     ``"all"`` (follow any link) or ``"none"`` (no link below the root).
 
     Returns the ``MappedPath``, whether or not the file exists. Raises ``PathRefused``
@@ -199,37 +199,59 @@ def map_path(
                 raise PathRefused(404, "name with another meaning on Windows")
     # String concatenation, not os.path.join: no segment can restart the path.
     fs_path = root.rstrip(os.sep) + os.sep + os.sep.join(segments)
-    if symlinks != "all" and _has_symlink(root, segments):
-        if symlinks == "none":
-            raise PathRefused(404, "symbolic link in the request path")
-        try:
-            real_path = os.path.realpath(fs_path)
-        except (OSError, ValueError):  # a link removed under our feet, on older Pythons
-            raise PathRefused(404, "symbolic link could not be resolved") from None
-        if not _is_inside(root, real_path):
-            raise PathRefused(404, "symbolic link out of the served folder")
+    if symlinks != "all":
+        links = _links(root, segments)
+        if links:
+            if symlinks == "none":
+                raise PathRefused(404, "symbolic link in the request path")
+            # Each link's own target must stay inside, not only where the whole path
+            # ends up: a link to the root's parent followed back down into the root
+            # would otherwise be served (and reveal the root's name).
+            for link in [*links, fs_path]:
+                try:
+                    real_path = os.path.realpath(link)
+                except (OSError, ValueError):  # a link removed meanwhile, older Pythons
+                    raise PathRefused(404, "symbolic link could not be resolved") from None
+                if not _is_inside(root, real_path):
+                    raise PathRefused(404, "symbolic link out of the served folder")
     return MappedPath(fs_path, segments, trailing_slash)
 
 
-def _has_symlink(root: str, segments: tuple[str, ...]) -> bool:
-    """Whether some component of ``root`` + ``segments`` below the root is a link.
+def is_servable_name(name: str) -> bool:
+    """Whether a name found in a served folder can be asked for by a URL at all (valid
+    UTF-8, no control character, slash or backslash, not too long, not ``.``/``..``):
+    listings show only those, so every link they hold can be followed."""
+    if name in ("", ".", "..") or len(name) > MAX_NAME_CHARS:
+        return False
+    if _SUSPECT_RE.search(name) is not None:
+        return False
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # surrogate escapes: bytes that are not UTF-8
+        return False
+    return not (_ON_WINDOWS and is_windows_alias(name))
+
+
+def _links(root: str, segments: tuple[str, ...]) -> list[str]:
+    """The components of ``root`` + ``segments`` below the root that are links.
 
     Stops at the first component that cannot be looked up: nothing below it can be
     opened either. Raises ``PathRefused`` (404) for a name the filesystem encoding
     cannot represent.
     """
+    links = []
     path = root.rstrip(os.sep)
     for segment in segments:
         path = path + os.sep + segment
         try:
             mode = os.lstat(path).st_mode
         except OSError:
-            return False
+            break
         except ValueError:  # UnicodeEncodeError under a non-UTF-8 filesystem encoding
             raise PathRefused(404, "name not representable on this filesystem") from None
         if stat.S_ISLNK(mode):
-            return True
-    return False
+            links.append(path)
+    return links
 
 
 def _is_inside(root: str, real_path: str) -> bool:

@@ -30,7 +30,9 @@ import secrets
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+from ...http import Headers
 from ...server import Exchange
+from .conditions import evaluate, make_etag
 from .multipart import (
     MultipartEnd,
     MultipartError,
@@ -119,6 +121,24 @@ class PendingFile:
         return False
 
 
+_PRECONDITIONS = (b"if-match", b"if-none-match", b"if-unmodified-since")
+
+
+def _precondition_failed(fs_path: str, headers: Headers) -> bool:
+    """RFC 9110 13.1.1-13.1.4 for a PUT: ``If-Match`` fails without a current file or
+    without a strong match, ``If-None-Match`` fails when one matches (``*``: when the
+    file exists), ``If-Unmodified-Since`` when it changed since. They are checked when
+    the request arrives; the commit at the end of the body checks existence again."""
+    if not any(name in _PRECONDITIONS for name, _ in headers):
+        return False
+    try:
+        st = os.stat(fs_path)
+    except OSError:
+        return headers.get(b"if-match") is not None  # 13.1.1: no current representation
+    etag = make_etag(st.st_size, st.st_mtime_ns)  # as downloads show it
+    return evaluate(b"PUT", headers, etag, int(st.st_mtime)) == 412
+
+
 class Uploads:
     """The upload side of a ``StaticFiles`` application."""
 
@@ -136,6 +156,9 @@ class Uploads:
             return
         if slash or not segments:
             files.error(exchange, 405, "a folder cannot be PUT")
+            return
+        if _precondition_failed(fs_path, exchange.request.headers):
+            files.error(exchange, 412)
             return
         try:
             pending = self._start(os.path.dirname(fs_path), segments[-1])
