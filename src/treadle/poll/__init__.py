@@ -13,6 +13,7 @@ from collections.abc import Callable
 from .base import (
     ALL_EVENTS,
     EVENT_ERROR,
+    EVENT_HANGUP,
     EVENT_READ,
     EVENT_WRITE,
     Poller,
@@ -25,6 +26,7 @@ from .select_poller import FD_SETSIZE, SelectPoller
 __all__ = [
     "ALL_EVENTS",
     "EVENT_ERROR",
+    "EVENT_HANGUP",
     "EVENT_READ",
     "EVENT_WRITE",
     "FD_SETSIZE",

@@ -4,12 +4,17 @@ A poller watches file descriptors and reports which are ready. Backends differ i
 they are asked (``select`` rebuilds three sets every call, ``poll`` passes an array,
 ``epoll`` keeps the interest list in the kernel) and in when they report (level-triggered
 backends report a descriptor for as long as it stays ready; the edge-triggered epoll
-backend reports only a change to ready). The connection driver always reads and writes
+backend reports only a change to ready, and again on each arrival of new data). The
+connection driver stops reading at a short read, EAGAIN or the end of input, and writes
 until EAGAIN, so the two modes differ only in registration: see ``edge_triggered``.
 
 Event masks are small ints: ``EVENT_READ``, ``EVENT_WRITE``, and ``EVENT_ERROR`` for
 hang-up or error conditions (which the reactor hands to the read side so that the
-following ``recv`` finds the EOF or the error). ``EVENT_ERROR`` is reported whether or
+following ``recv`` finds the EOF or the error). ``EVENT_HANGUP`` comes with
+``EVENT_READ`` where the kernel can say that the peer shut its side down
+(``EPOLLRDHUP``, ``POLLRDHUP``, ``EPOLLHUP``): the end of input is queued, maybe behind
+data, so a reader must go on to it rather than stop at a short read. ``select`` cannot
+tell; level-triggered backends report the end again anyway. ``EVENT_ERROR`` is reported whether or
 not it was asked for, because the kernel reports it that way (``POLLHUP``/``EPOLLHUP``
 cannot be masked): a handler that gets it must close or unregister, or a level-triggered
 backend will report it again on every turn.
@@ -40,6 +45,8 @@ from typing import Protocol
 EVENT_READ = 1
 EVENT_WRITE = 2
 EVENT_ERROR = 4
+#: with EVENT_READ: the peer has shut down its side (the end of input is queued)
+EVENT_HANGUP = 8
 #: every bit a caller may pass to ``register``/``modify``
 ALL_EVENTS = EVENT_READ | EVENT_WRITE | EVENT_ERROR
 
@@ -143,15 +150,19 @@ class MaskTranslator:
     lookup per ready descriptor.
     """
 
-    __slots__ = ("_read_bits", "_write_bit", "_error_bits", "_cache")
+    __slots__ = ("_read_bits", "_write_bit", "_error_bits", "_hangup_bits", "_cache")
 
-    def __init__(self, read_bits: int, write_bit: int, error_bits: int) -> None:
+    def __init__(
+        self, read_bits: int, write_bit: int, error_bits: int, hangup_bits: int = 0
+    ) -> None:
         #: asked for with EVENT_READ and reported as it (readable, and the peer's
         #: shutdown of its side where the kernel can say so)
         self._read_bits = read_bits
         self._write_bit = write_bit
         #: reported whatever was asked (hang-up, error, invalid descriptor)
         self._error_bits = error_bits
+        #: reported as EVENT_HANGUP too: the peer shut its side, the end of input waits
+        self._hangup_bits = hangup_bits
         self._cache: dict[int, int] = {}
 
     def to_kernel(self, events: int) -> int:
@@ -172,6 +183,8 @@ class MaskTranslator:
             events |= EVENT_WRITE
         if raw & self._error_bits:
             events |= EVENT_ERROR
+        if raw & self._hangup_bits:
+            events |= EVENT_HANGUP
         return events
 
     def translate(self, ready: list[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -52,6 +52,7 @@ _MASKS = MaskTranslator(
     read_bits=_EPOLLIN | _EPOLLRDHUP,
     write_bit=_EPOLLOUT,
     error_bits=_EPOLLERR | _EPOLLHUP,
+    hangup_bits=_EPOLLRDHUP | _EPOLLHUP,
 )
 #: what the edge backend always registers
 _EDGE_MASK = _EPOLLIN | _EPOLLOUT | _EPOLLRDHUP | _EPOLLET

@@ -31,6 +31,7 @@ _MASKS = MaskTranslator(
     read_bits=_POLLIN | _POLLRDHUP,
     write_bit=_POLLOUT,
     error_bits=_POLLERR | _POLLHUP | _POLLNVAL,
+    hangup_bits=_POLLRDHUP | _POLLHUP,
 )
 
 

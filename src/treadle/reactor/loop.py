@@ -39,7 +39,7 @@ from time import monotonic
 from types import FrameType
 from typing import Any, Protocol, TypeAlias
 
-from ..poll import EVENT_ERROR, EVENT_READ, EVENT_WRITE, Poller, create_poller
+from ..poll import EVENT_ERROR, EVENT_HANGUP, EVENT_READ, EVENT_WRITE, Poller, create_poller
 from .deadlines import Deadline, DeadlineQueue
 from .waker import Waker
 
@@ -65,16 +65,22 @@ class IOHandler(Protocol):
     def handle_write(self) -> None:
         """The descriptor is writable."""
 
+    # Optional: ``handle_hangup()``, called just before ``handle_read`` when the poller
+    # says the peer shut its side down (EVENT_HANGUP), so that a reader that stops at a
+    # short read knows to go on to the end of input. asyncio's readers get no such
+    # call; a handler must work without it on level-triggered pollers.
+
 
 class _Registration:
     """One ``add_handler``: the bound methods (looked up once), the mask, the batch."""
 
-    __slots__ = ("handler", "read", "write", "events", "batch")
+    __slots__ = ("handler", "read", "write", "hangup", "events", "batch")
 
     def __init__(self, handler: IOHandler, events: int, batch: int) -> None:
         self.handler = handler
         self.read = handler.handle_read
         self.write = handler.handle_write
+        self.hangup: Callable[[], object] | None = getattr(handler, "handle_hangup", None)
         self.events = events
         self.batch = batch
 
@@ -97,7 +103,8 @@ class Reactor:
     1. Compute the timeout: 0 if callbacks are ready, else until the earliest deadline,
        else forever; capped by ``run_once``'s own ``timeout_s``.
     2. Poll.
-    3. Dispatch I/O: for each ``(fd, events)``, READ or ERROR -> ``handle_read()``,
+    3. Dispatch I/O: for each ``(fd, events)``, READ or ERROR -> ``handle_read()``
+       (preceded by ``handle_hangup()``, if the handler has one, on HANGUP),
        then WRITE -> ``handle_write()`` if the descriptor is still registered with the
        same registration. Events for descriptors removed (or removed and re-added)
        earlier in the batch are dropped.
@@ -284,6 +291,8 @@ class Reactor:
                 continue  # removed, or re-added, earlier in this batch: stale
             if mask & _READ_OR_ERROR:
                 try:
+                    if mask & EVENT_HANGUP and registration.hangup is not None:
+                        registration.hangup()
                     registration.read()
                 except Exception:
                     logger.exception("exception in handle_read of %r", registration.handler)

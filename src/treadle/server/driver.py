@@ -81,6 +81,7 @@ class ConnectionDriver:
         "_events",
         "_reading",
         "_read_ready",
+        "_hangup",
         "_write_ready",
         "_scheduled",
         "_phase",
@@ -109,6 +110,7 @@ class ConnectionDriver:
         self._events = EVENT_READ
         self._reading = True  # read interest (level) / willingness to read (edge)
         self._read_ready = False  # edge: the transport may hold unread bytes
+        self._hangup = False  # the poller said the peer shut down: read on to the end
         self._write_ready = True  # edge: the last send did not hit EAGAIN
         self._scheduled = False  # a call_soon(_resume) is pending
         self._phase = IDLE
@@ -149,6 +151,11 @@ class ConnectionDriver:
         self._read()
         self._run()
 
+    def handle_hangup(self) -> None:
+        """The end of input is queued (maybe behind data): a short read no longer
+        means that everything was read."""
+        self._hangup = True
+
     def handle_write(self) -> None:
         if self.closed:
             return
@@ -173,15 +180,25 @@ class ConnectionDriver:
     # --------------------------------------------------------------------- reading
 
     def _read(self) -> None:
-        """Receive until EAGAIN, end of input or this turn's byte budget."""
+        """Receive until a short read, EAGAIN, the end of input or this turn's budget.
+
+        A short read (fewer bytes than asked) means the kernel's buffer was empty at
+        that instant, so the ``recv`` that would only raise EAGAIN is not made. Level
+        pollers report the socket again if more came; the edge poller raises a new
+        edge on every arrival of data; a FIN queued behind the data raises no new edge,
+        which is why the poller's hang-up report (``handle_hangup``) makes this read on
+        to the end. A transport holding decrypted bytes (``pending``) is read on too.
+        """
         feed = self.session.conn.receive_data
-        recv = self.transport.recv
+        transport = self.transport
+        recv = transport.recv
         budget = self.ctx.read_bytes_per_turn
         got_data = False
         while True:
+            # Never more than the budget left: one recv must not overshoot it.
+            size = budget if budget < _RECV_SIZE else _RECV_SIZE
             try:
-                # Never more than the budget left: one recv must not overshoot it.
-                data = recv(budget if budget < _RECV_SIZE else _RECV_SIZE)
+                data = recv(size)
             except BlockingIOError:
                 self._read_ready = False
                 break
@@ -196,7 +213,11 @@ class ConnectionDriver:
                 break
             got_data = True
             feed(data)
-            budget -= len(data)
+            received = len(data)
+            if received < size and not self._hangup and not transport.pending:
+                self._read_ready = False  # a short read: nothing more was there
+                break
+            budget -= received
             if budget <= 0:
                 # Fairness: leave the rest for the next turn. Nothing will report it
                 # again to an edge poller, so remember it ourselves.
