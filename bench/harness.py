@@ -51,7 +51,7 @@ LOADGEN_CPU = 1
 HELLO_BODY = b"Hello, world!"
 
 #: the PyPI packages of the ``bench`` extra, by import name
-BENCH_PACKAGES = ("h11", "httptools", "uvicorn", "uvloop", "matplotlib")
+BENCH_PACKAGES = ("h11", "httptools", "uvicorn", "uvloop", "matplotlib", "aiohttp")
 
 
 class BenchError(RuntimeError):
@@ -283,11 +283,12 @@ def run_wrk(
     close: bool = False,
     procs: Processes,
     timeout_s: float = 5.0,
+    path: str = "/",
 ) -> WrkResult:
     """Drive ``port`` with wrk (1 thread, on the load-generator core) and read its summary.
 
     The summary comes from the ``done`` hook of our Lua script as one JSON line; wrk's
-    own socket and status error counts are part of it.
+    own socket and status error counts are part of it. ``path`` is the URL path fetched.
     """
     argv = [
         "wrk",
@@ -300,7 +301,7 @@ def run_wrk(
     ]
     if close:
         argv += ["-H", "Connection: close"]
-    argv.append(f"http://{HOST}:{port}/")
+    argv.append(f"http://{HOST}:{port}{path}")
     env = dict(os.environ, WRK_PIPELINE=str(pipeline))
     proc = procs.start(argv, cpu=LOADGEN_CPU, stdout=subprocess.PIPE, env=env)
     try:
@@ -367,6 +368,70 @@ def proc_minor_faults(pid: int) -> int | None:
     except OSError:
         return None
     return int(text[text.rindex(")") + 2 :].split()[7])
+
+
+def proc_children(pid: int) -> list[int]:
+    """The pids of the direct children of ``pid`` (an empty list once it is gone)."""
+    kids: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return kids
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                kids += [int(k) for k in f.read().split()]
+        except OSError:
+            continue
+    return kids
+
+
+def proc_tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (a master and its workers), parents first."""
+    pids = [pid]
+    for kid in proc_children(pid):
+        pids += proc_tree(kid)
+    return pids
+
+
+def proc_tree_rss_kib(pid: int) -> int | None:
+    """VmRSS of ``pid`` and all its descendants, in KiB (a master and its workers).
+
+    Shared pages count once per process, as ``VmRSS`` counts them; None once ``pid`` is gone.
+    """
+    if proc_rss_kib(pid) is None:
+        return None
+    return sum(proc_rss_kib(p) or 0 for p in proc_tree(pid))
+
+
+def proc_tree_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of ``pid`` and all its descendants; None once it is gone."""
+    if proc_cpu_s(pid) is None:
+        return None
+    return sum(proc_cpu_s(p) or 0.0 for p in proc_tree(pid))
+
+
+def proc_open_sockets(pid: int) -> int | None:
+    """How many sockets ``pid`` and its descendants hold open (listening ones included).
+
+    Read from /proc/PID/fd; a socket shared by a master and its worker counts once.
+    """
+    if not os.path.isdir(f"/proc/{pid}/fd"):
+        return None
+    sockets: set[str] = set()
+    for p in proc_tree(pid):
+        try:
+            names = os.listdir(f"/proc/{p}/fd")
+        except OSError:
+            continue
+        for name in names:
+            try:
+                target = os.readlink(f"/proc/{p}/fd/{name}")
+            except OSError:
+                continue
+            if target.startswith("socket:"):
+                sockets.add(target)
+    return len(sockets)
 
 
 def proc_threads(pid: int) -> int | None:

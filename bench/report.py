@@ -19,7 +19,7 @@ from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
-ORDER = ("hello", "parser", "lab", "profile")
+ORDER = ("hello", "static", "parser", "lab", "profile")
 
 Doc = dict[str, Any]
 Row = tuple[str, str, str, str, str, str]  # what, treadle, peer, ratio, target, met
@@ -624,17 +624,254 @@ def profile_section(doc: Doc, figures: Path) -> str:
     return "\n".join(out)
 
 
+# ----------------------------------------------------------------------------- static
+
+STATIC_FIGURE = "static-throughput.png"
+STATIC_FILES = {"4KiB": "4 KiB", "1MiB": "1 MiB", "1GiB": "1 GiB"}
+
+
+def percent(share: float | None) -> str:
+    return "–" if share is None else f"{share * 100:.0f}%"
+
+
+def static_met(entry: dict[str, Any]) -> str:
+    """Whether treadle met its target; a dash when it was not measured at all."""
+    return met(entry.get("target_met") if entry.get("ratio_to_nginx") is not None else None)
+
+
+def static_rows(doc: Doc) -> list[Row]:
+    rows: list[Row] = []
+    summary = doc["summary"]
+    conns = doc["settings"]["connections"]
+    for label in ("4KiB", "1MiB"):
+        entry = summary.get(label, {}).get("treadle", {})
+        peer = summary.get(label, {}).get("nginx", {})
+        rows.append(
+            (
+                f"static, {STATIC_FILES[label]} file (wrk, {conns['treadle']} connections)",
+                f"{num(entry.get('req_per_s'))} req/s",
+                f"nginx {num(peer.get('req_per_s'))} req/s",
+                times(entry.get("ratio_to_nginx")),
+                f">= {doc['targets'][label]:g}x",
+                static_met(entry),
+            )
+        )
+    big = summary.get("1GiB", {})
+    entry = big.get("treadle", {})
+    rows.append(
+        (
+            "static, 1 GiB download (curl)",
+            f"{num(entry.get('mib_per_s'))} MiB/s",
+            f"nginx {num(big.get('nginx', {}).get('mib_per_s'))} MiB/s",
+            times(entry.get("ratio_to_nginx")),
+            f">= {doc['targets']['1GiB']:g}x",
+            static_met(entry),
+        )
+    )
+    memory = doc.get("memory", {})
+    mine, theirs = memory.get("treadle", {}), memory.get("nginx", {})
+    rows.append(
+        (
+            f"static, peak RSS with {doc['settings']['slow_clients']} slow 1 GiB downloads",
+            f"{num(mine.get('rss_peak_kib'))} KiB",
+            f"nginx {num(theirs.get('rss_peak_kib'))} KiB",
+            times(ratio_of(mine.get("rss_peak_kib"), theirs.get("rss_peak_kib"))),
+            "–",
+            "–",
+        )
+    )
+    return rows
+
+
+def static_section(doc: Doc, figures: Path) -> str:
+    s = doc["settings"]
+    summary = doc["summary"]
+    conns = s["connections"]
+    stdlib_conns = conns.get("http.server")
+    out = [
+        f"Files of random bytes ({', '.join(f'{STATIC_FILES[k]}' for k in s['files'])}) "
+        f"fetched by wrk with one thread and {conns['treadle']} keep-alive connections on "
+        "core 1, every server on core 0 (all started once; only the one under load uses "
+        f"the core); {s['rounds']} rounds, each measuring every server back to back on each "
+        f"file, {num(s['duration_s'])} s per point after a {num(s['warmup_s'])} s warm-up. "
+        "req/s are medians over the rounds; a ratio is the median of the rounds' own "
+        'ratios to nginx. MiB/s is req/s times the file size (bodies only). "Server core '
+        "busy\" is the server's CPU time over the point's duration: near 100% the server "
+        "was the limit, well below it wrk (one thread, parsing every byte) or the kernel "
+        "was, and the ratio says less about the server. "
+        "nginx runs one worker with `sendfile`, `tcp_nopush`, an open file cache and no "
+        "access log; aiohttp serves `web.static` on asyncio's loop "
+        "(`bench/peers/aiohttp_static.py`); `python -m http.server` answers in HTTP/1.0 and "
+        "closes every connection, so wrk reconnects for each request"
+        + (
+            "."
+            if stdlib_conns == conns["treadle"]
+            else f", and it gets {stdlib_conns} connections rather than {conns['treadle']}."
+        )
+        + " Before any point, each server had to answer each file with exactly its bytes.",
+        "",
+    ]
+    if (figures / STATIC_FIGURE).exists():
+        out += [f"![requests per second per server]({STATIC_FIGURE})", ""]
+    for label in s["files"]:
+        rows = []
+        for server, e in summary[label].items():
+            rows.append(
+                [
+                    server,
+                    num(e.get("connections")),
+                    num(e.get("req_per_s")),
+                    num(e.get("mib_per_s")),
+                    "1.00x" if server == "nginx" else times(e.get("ratio_to_nginx")),
+                    num(e.get("latency_p50_ms"), 2),
+                    num(e.get("latency_p99_ms"), 2),
+                    num(e.get("cpu_us_per_req"), 1),
+                    percent(e.get("server_core_busy")),
+                ]
+            )
+        out += [
+            f"**{STATIC_FILES[label]} file** (target: treadle >= {doc['targets'][label]:g}x nginx)",
+            "",
+            table(
+                [
+                    "server",
+                    "connections",
+                    "req/s",
+                    "MiB/s",
+                    "x nginx",
+                    "p50 ms",
+                    "p99 ms",
+                    "server CPU µs/req",
+                    "server core busy",
+                ],
+                rows,
+            ),
+            "",
+        ]
+    big = summary.get("1GiB", {})
+    rows = [
+        [
+            server,
+            num(e.get("mib_per_s")),
+            num(e.get("time_total_s"), 2),
+            "1.00x" if server == "nginx" else times(e.get("ratio_to_nginx")),
+            ", ".join(num(v) for v in e.get("runs", [])) or "–",
+        ]
+        for server, e in big.items()
+    ]
+    out += [
+        f"**1 GiB download** (target: treadle >= {doc['targets']['1GiB']:g}x nginx): "
+        f"{s.get('big_downloads_per_round', 1)} `curl -o /dev/null` on core 1 per server and "
+        "round, the servers alternating, a round's figure being their median; the "
+        f"file is {s.get('big_file', 'real data')}, checked byte for byte through each "
+        "server first (which also put it in the page cache).",
+        "",
+        table(["server", "MiB/s", "seconds", "x nginx", "MiB/s per round"], rows),
+        "",
+    ]
+    rows = []
+    for server, m in doc.get("memory", {}).items():
+        done = m.get("clients_done") or {}
+        statuses = ", ".join(f"{k}: {v}" for k, v in (done.get("statuses") or {}).items())
+        per_client = done.get("body_bytes_total", 0) / max(1, done.get("clients", 0) or 1)
+        rows.append(
+            [
+                server,
+                num(m.get("rss_before_kib")),
+                num(m.get("rss_peak_kib")),
+                num(m.get("rss_after_kib")),
+                num(m.get("rss_growth_kib")),
+                statuses or "–",
+                num(per_client / 1024),
+            ]
+        )
+    out += [
+        f"**Memory under slow downloads**: {s['slow_clients']} clients "
+        "(`bench/slow_reader.py`, one process on core 1) each ask for the 1 GiB file and read "
+        f"{num(s['slow_rate_bytes_per_s'] / 1024)} KiB a second for "
+        f"{num(s['slow_seconds'])} s; the server's RSS (nginx: master and worker together) "
+        'sampled every 0.1 s meanwhile, "after" once it has closed their sockets.',
+        "",
+        table(
+            [
+                "server",
+                "RSS before KiB",
+                "peak KiB",
+                "after KiB",
+                "growth KiB",
+                "statuses",
+                "KiB read per client",
+            ],
+            rows,
+        ),
+        "",
+        errors_block(doc),
+    ]
+    return "\n".join(out)
+
+
+def static_figures(doc: Doc, folder: Path) -> None:
+    """A bar chart of req/s per server, one panel per file size."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = list(doc["settings"]["files"])
+    colors = {
+        "treadle": "tab:blue",
+        "nginx": "tab:green",
+        "aiohttp": "tab:orange",
+        "http.server": "tab:gray",
+    }
+    fig, grid = plt.subplots(1, len(labels), figsize=(8.5, 3.8), dpi=110, squeeze=False)
+    for ax, label in zip(grid[0], labels, strict=True):
+        per_server = doc["summary"][label]
+        names = list(per_server)
+        values = [per_server[n].get("req_per_s") or 0 for n in names]
+        bars = ax.bar(names, values, color=[colors.get(n, "tab:purple") for n in names])
+        for bar, name in zip(bars, names, strict=True):
+            r = per_server[name].get("ratio_to_nginx")
+            text = "1.00x" if name == "nginx" else ("–" if r is None else f"{r:.2f}x")
+            if not bar.get_height():
+                text = "not measured"
+            ax.annotate(
+                text,
+                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                ha="center",
+                va="bottom",
+                fontsize=8,
+            )
+        ax.set_title(f"{STATIC_FILES[label]} file", fontsize=10)
+        ax.set_ylabel("requests per second")
+        ax.grid(True, axis="y", alpha=0.3)
+        ax.tick_params(axis="x", labelsize=8)
+    m = doc.get("machine", {})
+    fig.suptitle(
+        "static files under wrk (ratios to nginx) — "
+        f"{m.get('date', '')[:10]}, {(m.get('git_commit') or '')[:8]}",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    fig.savefig(folder / STATIC_FIGURE)
+    plt.close(fig)
+
+
 # ----------------------------------------------------------------------------- registry
 
 
 RENDERERS: dict[str, tuple[str, Callable[[Doc], list[Row]], Callable[[Doc, Path], str]]] = {
     "hello": ("Hello handler", hello_rows, hello_section),
+    "static": ("Static files", static_rows, static_section),
     "parser": ("The HTTP core alone", parser_rows, parser_section),
     "lab": ("I/O models: idle connections", lab_rows, lab_section),
     "profile": ("Where the time and memory go", lambda doc: [], profile_section),
 }
 #: scenarios that draw figures, called with the result and the docs folder
-FIGURES: dict[str, Callable[[Doc, Path], None]] = {"lab": lab_figures}
+FIGURES: dict[str, Callable[[Doc, Path], None]] = {
+    "lab": lab_figures,
+    "static": static_figures,
+}
 
 
 def load_results(folder: Path) -> dict[str, Doc]:

@@ -8,6 +8,6 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from scenarios import hello, lab, parser, profile
+from scenarios import hello, lab, parser, profile, static
 
-ALL: dict[str, ModuleType] = {mod.NAME: mod for mod in (hello, parser, lab, profile)}
+ALL: dict[str, ModuleType] = {mod.NAME: mod for mod in (hello, parser, lab, profile, static)}
