@@ -55,6 +55,10 @@ class FakeTransport:
         self.calls.append("send")
         return taken
 
+    def send_more(self, data) -> int:
+        self.calls.append("send_more")
+        return self.send(data)
+
     def recv(self, size: int) -> bytes:
         raise BlockingIOError
 
@@ -160,6 +164,7 @@ def test_file_segment_with_short_sends_and_eagain(data_file):
     [response] = parse_responses(bytes(transport.received))
     assert response.body == path.read_bytes()[1000:51_000]
     assert released == [1]
+    assert transport.calls[:2] == ["send_more", "send"]  # the head, told a file follows
     assert "sendfile" in transport.calls
 
 

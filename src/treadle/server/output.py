@@ -141,10 +141,14 @@ class OutputQueue:
             data = first if run == 1 else b"".join(items[:run])  # type: ignore[assignment,arg-type]
             size = len(data)
             sent = 0
+            # Bytes right before a file segment (a response head): say that more follows,
+            # so the head leaves in one segment with the file's first bytes instead of
+            # a small packet of its own that the client must wake up for.
+            send = transport.send_more if run < len(items) else transport.send
             try:
-                sent = transport.send(data)
+                sent = send(data)
                 while sent < size:
-                    sent += transport.send(memoryview(data)[sent:])
+                    sent += send(memoryview(data)[sent:])
             except BlockingIOError:
                 blocked = True
             finally:

@@ -30,6 +30,8 @@ import socket
 from collections.abc import Callable
 from typing import Protocol
 
+_MSG_MORE: int = getattr(socket, "MSG_MORE", 0)  # Linux; elsewhere a plain send
+
 
 class Transport(Protocol):
     """What the driver and the output queue need of a connection's byte stream."""
@@ -42,6 +44,10 @@ class Transport(Protocol):
     @property
     def pending(self) -> int:
         """Bytes already received and held inside the transport (TLS records)."""
+        ...
+
+    def send_more(self, data: bytes | memoryview) -> int:
+        """``send``, saying that more bytes follow at once (a head before a file)."""
         ...
 
     def sendfile(self, fd: int, offset: int, count: int) -> int: ...
@@ -64,6 +70,11 @@ class SocketTransport:
         self.fd = sock.fileno()
         self.recv: Callable[[int], bytes] = sock.recv
         self.send: Callable[[bytes | memoryview], int] = sock.send
+
+    def send_more(self, data: bytes | memoryview) -> int:
+        # MSG_MORE: the kernel holds these bytes back (like TCP_CORK, for this call
+        # only) until the sendfile that follows fills the segment.
+        return self.sock.send(data, _MSG_MORE)
 
     def sendfile(self, fd: int, offset: int, count: int) -> int:
         return os.sendfile(self.fd, fd, offset, count)
