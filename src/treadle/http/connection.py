@@ -32,6 +32,7 @@ import enum
 
 from .errors import LocalProtocolError, ProtocolError
 from .events import (
+    END_OF_MESSAGE,
     NEED_DATA,
     PAUSED,
     ConnectionClosed,
@@ -210,7 +211,12 @@ class ServerConnection:
         if data:
             if self.their_eof:
                 raise RuntimeError("data received after end of input")
-            self._buf.feed(data)
+            buf = self._buf  # ReceiveBuffer.feed, inlined: this runs once per recv
+            if buf.pos >= len(buf.data):
+                buf.data = data
+            else:
+                buf.data = buf.data[buf.pos :] + data
+            buf.pos = 0
         else:
             self.their_eof = True
 
@@ -228,6 +234,13 @@ class ServerConnection:
         """
         their = self._their
         if their is _BODY:
+            if self._reader is NO_BODY:
+                # The common request has no body: its end is certain, and needs neither
+                # a reader call nor an EOF check (what _read_body would conclude).
+                self._their = _DONE
+                if self._ours is _SENT:
+                    self._start_next_cycle()
+                return END_OF_MESSAGE
             return self._read_body()
         if their is _HEAD:
             buf = self._buf

@@ -127,6 +127,9 @@ class Reactor:
     ) -> None:
         self.poller: Poller = create_poller("auto") if poller is None else poller
         self._clock = clock
+        #: the reactor's clock, read now (the clock deadlines are measured on); the
+        #: clock itself rather than a method around it: the driver reads it per request
+        self.time: Callable[[], float] = clock
         self._handlers: dict[int, _Registration] = {}
         self._ready: deque[tuple[Callable[..., object], tuple[Any, ...]]] = deque()
         self._deadlines = DeadlineQueue()
@@ -142,10 +145,6 @@ class Reactor:
         self._pending_signals: deque[int] = deque()
         self._waker = Waker()
         self.add_handler(self._waker.fileno(), _WakeHandler(self), EVENT_READ)
-
-    def time(self) -> float:
-        """Return the reactor's clock, read now (the clock deadlines are measured on)."""
-        return self._clock()
 
     # -- descriptors -------------------------------------------------------------------
 

@@ -277,6 +277,29 @@ class ConnectionDriver:
 
     def _flush(self) -> None:
         """Send queued output until it is gone or the transport says EAGAIN."""
+        items = self.out.items
+        if len(items) == 1 and type(items[0]) is bytes:
+            # The common case, one response's bytes (or a pipelined burst's, already
+            # joined): one send, and the general path only for what it left.
+            data: bytes = items[0]
+            try:
+                sent = self.transport.send(data)
+            except BlockingIOError:
+                self._write_ready = False
+                return
+            except OSError as error:
+                self._io_failed("send", error)
+                return
+            if sent == len(data):
+                items.clear()
+                self.out.size = 0
+                if self._phase == WRITE:
+                    self._deadline = self.ctx.reactor.time() + self.ctx.write_timeout_s
+                return
+            items[0] = data[sent:]
+            self.out.size -= sent
+            if sent and self._phase == WRITE:
+                self._deadline = self.ctx.reactor.time() + self.ctx.write_timeout_s
         try:
             sent, blocked = self.out.write_to(self.transport)
         except FileShrankError as error:

@@ -105,18 +105,6 @@ class OutputQueue:
         """
         items = self.items
         sent_total = 0
-        if len(items) == 1 and type(items[0]) is bytes:
-            # The common case, one response's bytes: one send, nothing else to sort out.
-            data: bytes = items[0]
-            try:
-                sent_total = transport.send(data)
-            except BlockingIOError:
-                return 0, True
-            self.size -= sent_total
-            if sent_total == len(data):
-                items.clear()
-                return sent_total, False
-            items[0] = data[sent_total:]
         blocked = False
         while items:
             first = items[0]
@@ -138,7 +126,7 @@ class OutputQueue:
             run = 1
             while run < len(items) and type(items[run]) is bytes:
                 run += 1
-            data = first if run == 1 else b"".join(items[:run])  # type: ignore[assignment,arg-type]
+            data: bytes = first if run == 1 else b"".join(items[:run])  # type: ignore[assignment,arg-type]
             size = len(data)
             sent = 0
             # Bytes right before a file segment (a response head): say that more follows,
