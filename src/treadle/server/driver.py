@@ -10,14 +10,16 @@ and the socket behind a ``Transport`` (``transport.py``). A turn (``_run``) is:
                            drain callback) add more, and send again (bounded)
     _settle()              close if done; set poller interest; arm the phase deadline
 
-Reading drains the transport until EAGAIN (or this turn's byte budget) before the turn,
-so a burst of pipelined requests is parsed, answered and sent with one ``send``.
+Reading drains the transport before the turn, until a short read (fewer bytes than
+asked: the buffer was empty), EAGAIN, the end of input or this turn's byte budget, so a
+burst of pipelined requests is parsed, answered and sent with one ``send``; see
+``_read`` for why a short read is a safe stop in edge mode too.
 
 Level and edge pollers differ only in registration. With a level poller we ask for
 write readiness only while output is pending and drop read interest while not
 reading; the edge poller is registered once for everything and the driver keeps
 readiness in user space (``_read_ready``, ``_write_ready``): if it stopped reading
-before EAGAIN (budget spent, or backpressure), nothing will tell it again, so it
+with bytes left (budget spent, or backpressure), nothing will tell it again, so it
 schedules itself with ``call_soon``.
 
 Flow control: when unsent output passes ``write_high_water`` the driver stops reading
