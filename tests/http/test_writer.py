@@ -19,6 +19,7 @@ from treadle.http import (
     InformationalResponse,
     Limits,
     LocalProtocolError,
+    PreparedFields,
     Request,
     Response,
     ResponseDefaults,
@@ -462,3 +463,38 @@ def test_a_field_value_that_is_not_text_is_our_error() -> None:
     conn.next_event()
     with pytest.raises(LocalProtocolError):
         conn.send_response(200, [("x-count", 5)], b"hi")  # type: ignore[list-item]
+
+
+# ------------------------------------------------------------------ prepared fields
+
+PREPARED_CASES = [
+    [(b"content-type", b"text/plain"), (b"etag", b'"x"')],
+    [("Content-Type", "text/html; charset=utf-8"), ("Server", "mine")],
+    [(b"date", DATE), (b"x-a", b"1"), (b"x-a", b"2")],
+    [],
+]
+
+
+@pytest.mark.parametrize("fields", PREPARED_CASES)
+@pytest.mark.parametrize("request_bytes", [GET11, GET10, GET10_KEEP, HEAD11])
+def test_prepared_fields_give_the_same_bytes_as_the_list(fields, request_bytes):
+    """The fast path and the slow path, fed the same responses, must agree."""
+    defaults = ResponseDefaults(date=DATE)
+    slow = ready(request_bytes, defaults).send_response(200, list(fields), b"body")
+    fast = ready(request_bytes, defaults).send_response(200, PreparedFields(fields), b"body")
+    assert fast == slow
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        [(b"content-length", b"4")],
+        [(b"transfer-encoding", b"chunked")],
+        [(b"connection", b"close")],
+        [(b"bad name", b"x")],
+        [(b"x", b"a\r\nb")],
+    ],
+)
+def test_prepared_fields_refuse_framing_and_bad_fields(fields):
+    with pytest.raises(LocalProtocolError):
+        PreparedFields(fields)

@@ -4,7 +4,7 @@ Nothing in this package touches a socket, a clock or a logger; the server in
 ``treadle.server`` does. See ``connection.py`` for the theory of operation.
 """
 
-from .connection import ServerConnection
+from .connection import PreparedFields, ServerConnection
 from .errors import LocalProtocolError, ProtocolError
 from .events import (
     NEED_DATA,
@@ -31,6 +31,7 @@ __all__ = [
     "InformationalResponse",
     "Limits",
     "LocalProtocolError",
+    "PreparedFields",
     "ProtocolError",
     "Request",
     "Response",

@@ -160,6 +160,25 @@ def _serialize_fields(
     return length, chunked, close, own
 
 
+class PreparedFields:
+    """Response fields validated and serialised once, for responses sent again and again
+    (a static file's fields): ``send_response`` then appends one block instead of
+    looking each field up. Fields that frame the message (Content-Length,
+    Transfer-Encoding, Connection) are the connection's to write and are refused here.
+    Raises LocalProtocolError as ``send_response`` would for a bad field.
+    """
+
+    __slots__ = ("lines", "own")
+
+    def __init__(self, headers: HeaderPairs) -> None:
+        parts: list[bytes] = []
+        length, chunked, close, own = _serialize_fields(headers, parts)
+        if length is not None or chunked or close:
+            raise LocalProtocolError("framing fields cannot be prepared")
+        self.lines = b"".join(parts)
+        self.own = own
+
+
 class ServerConnection:
     """Bytes in, events out; events in, bytes out — for one client connection."""
 
@@ -362,13 +381,17 @@ class ServerConnection:
     def send_response(
         self,
         status: int,
-        headers: list[tuple[bytes, bytes]] | list[tuple[str, str]],
+        headers: list[tuple[bytes, bytes]] | list[tuple[str, str]] | PreparedFields,
         body: bytes = b"",
     ) -> bytes:
         """A whole response with a known body, in one piece (the common fast path)."""
         request = self._check_can_respond(status)
         parts = [status_line(status)]
-        length_given, chunked_asked, close, own = _serialize_fields(headers, parts)
+        if type(headers) is PreparedFields:
+            parts.append(headers.lines)
+            length_given, chunked_asked, close, own = None, False, False, headers.own
+        else:
+            length_given, chunked_asked, close, own = _serialize_fields(headers, parts)  # type: ignore[arg-type]
         if chunked_asked:
             raise LocalProtocolError("send_response frames the body itself")
         keep_alive = self._keep_alive and not close

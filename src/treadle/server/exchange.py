@@ -26,10 +26,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from ..http import Request
+from ..http import PreparedFields, Request
 from .output import FileSegment
 
 HeaderList = list[tuple[str, str]] | list[tuple[bytes, bytes]]
+#: what ``respond`` takes: a list, or fields prepared once (``treadle.http.PreparedFields``)
+ResponseFields = HeaderList | PreparedFields
 #: a piece of a response body: bytes, or a range of a file sent without reading it
 BodyPiece = bytes | FileSegment
 
@@ -52,7 +54,7 @@ class Responder(Protocol):
     def closed(self) -> bool: ...
 
     def respond(
-        self, exchange: Exchange, status: int, headers: HeaderList, body: bytes
+        self, exchange: Exchange, status: int, headers: ResponseFields, body: bytes
     ) -> None: ...
 
     def respond_iterable(
@@ -237,7 +239,7 @@ class Exchange:
         self.ending: object = None
         self._on_finish: list[Callable[[object], object]] | None = None
 
-    def respond(self, status: int, headers: HeaderList, body: bytes = b"") -> None:
+    def respond(self, status: int, headers: ResponseFields, body: bytes = b"") -> None:
         """Send a whole response; the head and body leave in one system call if they fit."""
         self.responder.respond(self, status, headers, body)
 

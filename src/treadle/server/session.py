@@ -62,7 +62,7 @@ from ..http import (
     ServerConnection,
     error_response,
 )
-from .exchange import BodyPiece, BodyStream, Exchange, HeaderList
+from .exchange import BodyPiece, BodyStream, Exchange, HeaderList, ResponseFields
 from .output import FileSegment, OutputQueue
 
 if TYPE_CHECKING:
@@ -453,7 +453,9 @@ class Session:
             return False
         return True
 
-    def respond(self, exchange: Exchange, status: int, headers: HeaderList, body: bytes) -> None:
+    def respond(
+        self, exchange: Exchange, status: int, headers: ResponseFields, body: bytes
+    ) -> None:
         if exchange is not self._exchange or exchange.finished:
             self._current(exchange)
             return

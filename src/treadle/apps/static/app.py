@@ -218,7 +218,7 @@ class StaticFiles:
         self, exchange: Exchange, entry: OpenFile, fields: list[tuple[bytes, bytes]]
     ) -> None:
         if entry.content is not None:
-            exchange.respond(200, fields, entry.content)
+            exchange.respond(200, entry.prepared or fields, entry.content)
         else:
             self._send_part(exchange, 200, entry, fields, 0, entry.size)
 

@@ -31,7 +31,7 @@ import stat
 import time
 from collections.abc import Callable
 
-from ...http import format_date
+from ...http import PreparedFields, format_date
 from .conditions import make_etag
 from .content_types import content_type
 
@@ -61,6 +61,7 @@ class OpenFile:
         "mtime_s",
         "etag",
         "fields",
+        "prepared",
         "content",
         "variants",
         "signature",
@@ -88,6 +89,8 @@ class OpenFile:
             (b"etag", self.etag),
             (b"last-modified", format_date(self.mtime_s)),
         ]
+        #: ``fields`` validated and serialised once, for the common 200 from memory
+        self.prepared: PreparedFields | None = None
         self.content: bytes | None = None
         if self.size <= SMALL_FILE_BYTES:
             self.content = _read_all(fd, self.size)
@@ -201,6 +204,8 @@ class FileCache:
                     continue
                 variant.fields[-2:-2] = [(b"content-encoding", coding.encode()), *vary]
                 entry.variants[coding] = variant
+        for item in (entry, *entry.variants.values()):
+            item.prepared = PreparedFields(item.fields)
         entry.signature = signature
         entry.checked_at = self.clock()
         if self.max_entries:
