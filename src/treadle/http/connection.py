@@ -196,7 +196,7 @@ class ServerConnection:
         "_lines",
         "_error",
         "request",
-        "_keep_alive",
+        "keep_alive",
         "_continue_sent",
         "_framing",
         "_remaining",
@@ -218,7 +218,9 @@ class ServerConnection:
         self._error: ProtocolError | None = None
         #: the request of the current cycle, None before its head is parsed
         self.request: Request | None = None
-        self._keep_alive = True
+        #: False once this connection must close after the current response (read it,
+        #: never set it)
+        self.keep_alive = True
         self._continue_sent = False
         self._framing = _FRAMING_NONE
         self._remaining = 0
@@ -297,7 +299,7 @@ class ServerConnection:
             buf.pos = end + 4
         self._scanned = self._lines = 0
         self.request = request
-        self._keep_alive = request.keep_alive
+        self.keep_alive = request.keep_alive
         self._continue_sent = False
         if request.chunked:
             self._reader = ChunkedReader(self.limits)
@@ -314,7 +316,7 @@ class ServerConnection:
             self._scanned = self._lines = 0
             if self.their_eof:
                 self._their = _CLOSED
-                self._keep_alive = False
+                self.keep_alive = False
                 return ConnectionClosed()
             return NEED_DATA
         try:
@@ -345,15 +347,10 @@ class ServerConnection:
     def _fail(self, error: ProtocolError) -> Event:
         self._error = error
         self._their = _ERROR
-        self._keep_alive = False
+        self.keep_alive = False
         raise error
 
     # ------------------------------------------------------------------- sending
-
-    @property
-    def keep_alive(self) -> bool:
-        """False once this connection must close after the current response."""
-        return self._keep_alive
 
     @property
     def response_started(self) -> bool:
@@ -394,7 +391,7 @@ class ServerConnection:
             length_given, chunked_asked, close, own = _serialize_fields(headers, parts)  # type: ignore[arg-type]
         if chunked_asked:
             raise LocalProtocolError("send_response frames the body itself")
-        keep_alive = self._keep_alive and not close
+        keep_alive = self.keep_alive and not close
         if status in _NO_CONTENT_STATUSES:
             if status == 304 and length_given is not None:
                 parts.append(b"content-length: " + length_given + b"\r\n")
@@ -451,14 +448,14 @@ class ServerConnection:
             parts.append(b"connection: close\r\n")
         elif request.http_version == b"1.0":
             parts.append(b"connection: keep-alive\r\n")
-        self._keep_alive = keep_alive
+        self.keep_alive = keep_alive
 
     def _send_head(self, response: Response) -> bytes:
         status = response.status
         request = self._check_can_respond(status)
         parts = [status_line(status, response.reason)]
         length_given, chunked_asked, close, own = _serialize_fields(response.headers, parts)
-        keep_alive = self._keep_alive and not close
+        keep_alive = self.keep_alive and not close
         length: int | None = None
         if length_given is not None:
             if not length_given.isdigit():
@@ -514,7 +511,7 @@ class ServerConnection:
             return b"%x\r\n" % len(data) + data + b"\r\n"
         if framing == _FRAMING_LENGTH:
             if len(data) > self._remaining:
-                self._keep_alive = False
+                self.keep_alive = False
                 raise LocalProtocolError(
                     f"body longer than its Content-Length ({len(data)} > {self._remaining} left)"
                 )
@@ -540,7 +537,7 @@ class ServerConnection:
             return b"%x\r\n" % count, b"\r\n"
         if framing == _FRAMING_LENGTH:
             if count > self._remaining:
-                self._keep_alive = False
+                self.keep_alive = False
                 raise LocalProtocolError(
                     f"body longer than its Content-Length ({count} > {self._remaining} left)"
                 )
@@ -556,7 +553,7 @@ class ServerConnection:
         elif self._framing == _FRAMING_LENGTH and self._remaining:
             # The client would wait for bytes that never come: the only safe end is to
             # close. The session closes when keep_alive is False.
-            self._keep_alive = False
+            self.keep_alive = False
             self._ours = _SENT
             raise LocalProtocolError(
                 f"body ended {self._remaining} bytes short of its Content-Length"
@@ -567,7 +564,7 @@ class ServerConnection:
         return out
 
     def _start_next_cycle(self) -> None:
-        if not self._keep_alive:
+        if not self.keep_alive:
             return  # their side stays DONE: next_event answers PAUSED until we close
         self._their = _HEAD
         self._ours = _IDLE

@@ -221,7 +221,10 @@ class Session:
             elif kind is Data:
                 self._on_body_data(event.data)  # type: ignore[union-attr]
             elif kind is EndOfMessage:
-                self._on_body_end()
+                if self._buffering is not None or self._stream is not None:
+                    self._on_body_end()
+                else:
+                    self._discarding = False  # a bodiless request, or a body dropped
             elif event is NEED_DATA:
                 return False
             elif event is PAUSED:
@@ -276,7 +279,7 @@ class Session:
     def _start_request(self, request: Request) -> None:
         self.requests += 1
         self._discarding = False
-        if not request.has_body:
+        if not (request.chunked or request.content_length):  # Request.has_body, inlined
             self._exchange = exchange = Exchange(self, request, self.client, b"")
             self.call_app(self.ctx.app, exchange)
             return
