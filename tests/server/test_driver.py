@@ -333,3 +333,19 @@ def test_half_close_after_a_pipelined_burst_answers_them_all(make, poller):
     assert [r.body for r in parse_responses(data)] == [b"hello /%d" % n for n in range(7)]
     harness.run_until(lambda: harness.driver.closed)
     assert not harness.registered
+
+
+def test_a_complete_request_with_connection_close_closes_without_lingering(make, poller):
+    harness = make(poller=poller)
+    [response] = harness.exchange(get("/bye", "Connection: close"))
+    assert response.header("connection") == "close"
+    harness.run_until(lambda: harness.driver.closed, 5)  # no wait for the client's FIN
+    assert harness.peer_eof or harness.read() == b""
+
+
+def test_connection_close_with_more_pipelined_lingers(make, poller):
+    harness = make(poller=poller)
+    harness.send(get("/bye", "Connection: close") + get("/unanswered"))
+    harness.collect(lambda d: harness.peer_eof, 20)
+    assert not harness.driver.closed  # reading and dropping, so the client sees the answer
+    assert harness.driver._phase == session_module.LINGER

@@ -353,6 +353,13 @@ class ServerConnection:
     # ------------------------------------------------------------------- sending
 
     @property
+    def request_done(self) -> bool:
+        """Whether the current request has been read to its end (nothing more of it can
+        arrive): a connection closing now need not linger for it."""
+        their = self._their
+        return their is _DONE or (their is _BODY and self._reader is NO_BODY)
+
+    @property
     def response_started(self) -> bool:
         """Whether a final response head of the current cycle has been produced."""
         return self._ours is not _IDLE

@@ -14,6 +14,10 @@ from ..http import Limits, ResponseDefaults
 from ..reactor import Reactor
 from .exchange import Application
 
+#: how long a closing connection keeps reading (and dropping) so that the client reads
+#: our last response before the kernel answers its unread bytes with a reset
+LINGER_S = 2.0
+
 
 class Connection(Protocol):
     """What the server needs of an open connection: a way to close it."""
@@ -44,6 +48,16 @@ class ServerContext:
         self.read_bytes_per_turn: int = settings.read_bytes_per_turn
         self.write_high_water: int = settings.write_high_water
         self.write_low_water: int = settings.write_low_water
+        #: the timeout of each deadline phase, by phase number (session.IDLE...LINGER;
+        #: APP has none, the application is answering: its slot is never armed)
+        self.phase_timeouts = (
+            self.idle_timeout_s,
+            self.header_timeout_s,
+            self.body_timeout_s,
+            self.idle_timeout_s,
+            self.write_timeout_s,
+            LINGER_S,
+        )
         self.connections: set[Connection] = set()
         #: called after a connection closed (the listener resumes accepting)
         self.on_connection_closed: list[Callable[[], object]] = []

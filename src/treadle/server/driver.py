@@ -46,6 +46,7 @@ import socket
 from typing import TYPE_CHECKING
 
 from ..poll import EVENT_READ, EVENT_WRITE
+from .context import LINGER_S
 from .output import FileShrankError
 from .session import APP, BODY, IDLE, LINGER, WRITE, Ending, Session, format_client
 from .transport import SocketTransport, Transport
@@ -53,14 +54,13 @@ from .transport import SocketTransport, Transport
 if TYPE_CHECKING:
     from .context import ServerContext
 
+__all__ = ["LINGER_S", "ConnectionDriver"]
+
 log = logging.getLogger("treadle.server")
 
 # 64 KiB: a larger recv() allocates its bytes object above glibc's mmap threshold,
 # and the mmap/munmap on every read cost more than the read (measured by bench/).
 _RECV_SIZE = 64 * 1024
-# How long a closing connection keeps reading (and discarding) so that the client
-# reads our last response before the kernel answers its unread bytes with a reset.
-LINGER_S = 2.0
 # Bound on produce-and-send rounds in one turn: a fast client of a streamed body
 # must still let other connections have the loop.
 _PRODUCE_ROUNDS = 4
@@ -89,7 +89,6 @@ class ConnectionDriver:
         "_phase",
         "_requests_seen",
         "_deadline",
-        "_timeouts",
         "_timer",
         "_timer_at",
         "__weakref__",
@@ -117,15 +116,6 @@ class ConnectionDriver:
         self._scheduled = False  # a call_soon(_resume) is pending
         self._phase = IDLE
         self._requests_seen = 0  # session.requests at the last settle
-        # timeout of each phase, by phase number (APP has none: the app is answering)
-        self._timeouts = (
-            ctx.idle_timeout_s,
-            ctx.header_timeout_s,
-            ctx.body_timeout_s,
-            ctx.idle_timeout_s,
-            ctx.write_timeout_s,
-            LINGER_S,
-        )
         # Registered first: a full poller (PollerFullError) leaves nothing behind.
         ctx.reactor.add_handler(
             self.fd, self, EVENT_READ | EVENT_WRITE if self._edge else EVENT_READ
@@ -353,7 +343,7 @@ class ConnectionDriver:
             self._phase = phase
             self._requests_seen = session.requests
             if phase != APP:
-                self._set_deadline(ctx.reactor.time() + self._timeouts[phase])
+                self._set_deadline(ctx.reactor.time() + self.ctx.phase_timeouts[phase])
 
     def _set_deadline(self, deadline: float) -> None:
         self._deadline = deadline

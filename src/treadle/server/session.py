@@ -413,7 +413,9 @@ class Session:
         if ending is _COMPLETE:
             if not conn.keep_alive:
                 self.close_when_flushed = True
-                if conn.request is not None or conn.buffered:
+                # Linger only if the client may still be sending: its body is not all
+                # in, or it pipelined more. A complete request closes at once.
+                if not conn.request_done or conn.buffered:
                     self.linger = True
         else:
             self._buffering = None
