@@ -51,7 +51,8 @@ LOADGEN_CPU = 1
 HELLO_BODY = b"Hello, world!"
 
 #: the PyPI packages of the ``bench`` extra, by import name
-BENCH_PACKAGES = ("h11", "httptools", "uvicorn", "uvloop", "matplotlib", "aiohttp")
+BENCH_PACKAGES = ("h11", "httptools", "uvicorn", "uvloop", "matplotlib", "aiohttp", "granian")
+NGINX = "/usr/sbin/nginx"
 
 
 class BenchError(RuntimeError):
@@ -245,6 +246,58 @@ def check_hello(port: int, path: str = "/") -> dict[str, Any]:
         conn.close()
 
 
+# --------------------------------------------------------------------------- nginx
+
+
+def nginx_config(
+    port: int, prefix: Path, *, http_lines: Sequence[str], server_lines: Sequence[str]
+) -> str:
+    """An nginx config: one worker, no access log, listening on HOST:``port``.
+
+    Every path nginx writes (pid, lock, error log, temp folders) lies under ``prefix``;
+    ``http_lines`` go into the ``http`` block, ``server_lines`` into its one ``server``.
+    """
+    user = "user root;\n" if os.geteuid() == 0 else ""  # the worker must read our files
+    temp = "".join(
+        f"    {kind}_temp_path {prefix / ('temp-' + kind)};\n"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    return (
+        f"{user}worker_processes 1;\n"
+        f"pid {prefix / f'nginx-{port}.pid'};\n"
+        f"lock_file {prefix / f'nginx-{port}.lock'};\n"
+        f"error_log {prefix / 'error.log'} warn;\n"
+        "events { worker_connections 4096; }\n"
+        "http {\n"
+        "    access_log off;\n"
+        + "".join(f"    {line}\n" for line in http_lines)
+        + temp
+        + "    server {\n"
+        f"        listen {HOST}:{port};\n"
+        + "".join(f"        {line}\n" for line in server_lines)
+        + "    }\n"
+        "}\n"
+    )
+
+
+def nginx_argv(port: int, prefix: Path, config: str) -> list[str]:
+    """Write ``config`` under ``prefix`` and return the foreground nginx command for it."""
+    prefix.mkdir(parents=True, exist_ok=True)
+    conf = prefix / f"nginx-{port}.conf"
+    conf.write_text(config)
+    return [
+        NGINX,
+        "-p",
+        f"{prefix}/",
+        "-e",
+        str(prefix / "error.log"),
+        "-c",
+        str(conf),
+        "-g",
+        "daemon off;",
+    ]
+
+
 # --------------------------------------------------------------------------- wrk
 
 
@@ -370,6 +423,13 @@ def proc_minor_faults(pid: int) -> int | None:
     return int(text[text.rindex(")") + 2 :].split()[7])
 
 
+def proc_tree_minor_faults(pid: int) -> int | None:
+    """Minor page faults of ``pid`` and all its descendants; None once it is gone."""
+    if proc_minor_faults(pid) is None:
+        return None
+    return sum(proc_minor_faults(p) or 0 for p in proc_tree(pid))
+
+
 def proc_children(pid: int) -> list[int]:
     """The pids of the direct children of ``pid`` (an empty list once it is gone)."""
     kids: list[int] = []
@@ -492,6 +552,14 @@ def _wrk_version() -> str | None:
     return match.group(1) if match else None
 
 
+def _nginx_version() -> str | None:
+    if not os.path.exists(NGINX):
+        return None
+    out = subprocess.run([NGINX, "-v"], capture_output=True, text=True, timeout=10).stderr
+    match = re.search(r"nginx/(\S+)", out)
+    return match.group(1) if match else None
+
+
 def _git(*args: str) -> str:
     try:
         return subprocess.run(
@@ -512,6 +580,7 @@ def machine_info() -> dict[str, Any]:
             "treadle": _version("treadle"),
             **{name: _version(name) for name in BENCH_PACKAGES},
             "wrk": _wrk_version(),
+            "nginx": _nginx_version(),
         },
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "git_commit": _git("rev-parse", "HEAD"),

@@ -19,7 +19,7 @@ from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
-ORDER = ("hello", "static", "parser", "lab", "profile")
+ORDER = ("hello", "stages", "static", "parser", "lab", "profile")
 
 Doc = dict[str, Any]
 Row = tuple[str, str, str, str, str, str]  # what, treadle, peer, ratio, target, met
@@ -84,29 +84,71 @@ def errors_block(doc: Doc) -> str:
 # ----------------------------------------------------------------------------- hello
 
 
+HELLO_PEERS = ("uvicorn", "granian", "nginx")
+HELLO_TARGET_SERVERS = ("treadle-epoll", "treadle-epoll-et")
+HELLO_PEER_TEXT = {
+    "uvicorn": "uvicorn with uvloop and httptools, one worker, serving a raw ASGI app "
+    "(`bench/peers/asgi_hello.py`)",
+    "granian": "granian on its WSGI interface, one worker, HTTP/1 only, no access log, "
+    "its default blocking threads, serving `bench/peers/wsgi_hello.py`",
+    "nginx": 'nginx, one worker, answering `return 200 "Hello, world!"` itself '
+    "(`default_type text/plain`, no access log, `keepalive_requests 100000`): what one "
+    "core does with no application at all",
+}
+
+
+def hello_peers(doc: Doc) -> list[str]:
+    """The peers of a hello result: listed in its settings, or uvicorn (older results)."""
+    listed = doc.get("settings", {}).get("peers")
+    if listed:
+        return list(listed)
+    first = next(iter(doc["summary"].values()), {})
+    return [p for p in HELLO_PEERS if p in first]
+
+
+def hello_ratio(entry: dict[str, Any], peer: str) -> float | None:
+    """An entry's ratio to ``peer``; older results only have ``ratio_to_peer`` (uvicorn)."""
+    ratios = entry.get("ratio_to")
+    if ratios is not None:
+        return ratios.get(peer)  # type: ignore[no-any-return]
+    return entry.get("ratio_to_peer") if peer == "uvicorn" else None
+
+
 def hello_rows(doc: Doc) -> list[Row]:
     rows: list[Row] = []
+    targets_to: dict[str, dict[str, float]] = doc.get("targets_to") or {}
     for mode, per_server in doc["summary"].items():
-        peer = per_server.get("uvicorn", {})
-        for server in ("treadle-epoll", "treadle-epoll-et"):
+        for server in HELLO_TARGET_SERVERS:
             entry = per_server.get(server)
             if entry is None:
                 continue
-            rows.append(
-                (
-                    f"hello, {mode} ({server.removeprefix('treadle-')})",
-                    f"{num(entry['req_per_s'])} req/s",
-                    f"uvicorn {num(peer.get('req_per_s'))} req/s",
-                    times(entry.get("ratio_to_peer")),
-                    f">= {entry['target']:g}x",
-                    met(entry.get("target_met")),
+            poller = server.removeprefix("treadle-")
+            goals = [("uvicorn", doc["targets"][mode])] + list(targets_to.get(mode, {}).items())
+            for peer, target in goals:
+                got = hello_ratio(entry, peer)
+                if peer == "uvicorn":
+                    flag = entry.get("target_met") if got is not None else None
+                else:
+                    flag = None if got is None else got >= target
+                rows.append(
+                    (
+                        f"hello, {mode} ({poller})",
+                        f"{num(entry['req_per_s'])} req/s",
+                        f"{peer} {num(per_server.get(peer, {}).get('req_per_s'))} req/s",
+                        times(got),
+                        f">= {target:g}x",
+                        met(flag),
+                    )
                 )
-            )
     return rows
 
 
 def hello_section(doc: Doc, figures: Path) -> str:
     s = doc["settings"]
+    summary = doc["summary"]
+    modes = list(summary)
+    peers = hello_peers(doc)
+    described = "; ".join(HELLO_PEER_TEXT.get(p, p) for p in peers)
     out = [
         "wrk with one thread and "
         f"{s['connections']} connections on core 1, the servers on core 0 (all started "
@@ -114,31 +156,65 @@ def hello_section(doc: Doc, figures: Path) -> str:
         f"{s['rounds']} rounds, each measuring every server back to back in each mode, "
         f"{num(s['duration_s'])} s per point after a {num(s['warmup_s'])} s warm-up. "
         "req/s are medians over the rounds; a ratio is the median of the rounds' own "
-        "ratios (treadle and uvicorn measured within a minute of each other). Modes: "
+        "ratios (treadle and the peer measured within a minute of each other). Modes: "
         f"keep-alive; pipelined ({s['pipeline_depth']} requests per write); "
-        "`Connection: close` (a new TCP connection per request). The peer is uvicorn "
-        "with uvloop and httptools, one worker, serving a raw ASGI app "
-        "(`bench/peers/asgi_hello.py`); treadle serves `treadle.demo:hello`.",
+        "`Connection: close` (a new TCP connection per request). treadle serves "
+        f"`treadle.demo:hello`. The peer{'s' if len(peers) > 1 else ''}: {described}.",
         "",
     ]
-    servers = list(next(iter(doc["summary"].values())))
-    header = ["server"] + [f"{mode} req/s" for mode in doc["summary"]]
-    header += [f"{mode} x uvicorn" for mode in doc["summary"]]
-    rows = []
-    for server in servers:
-        row = [server]
-        row += [num(doc["summary"][m][server]["req_per_s"]) for m in doc["summary"]]
-        row += [times(doc["summary"][m][server].get("ratio_to_peer")) for m in doc["summary"]]
-        rows.append(row)
-    out.append(table(header, rows))
-    out.append("")
+    servers = list(next(iter(summary.values())))
+    header = ["server"] + [f"{mode} req/s" for mode in modes]
+    rows = [[server] + [num(summary[m][server]["req_per_s"]) for m in modes] for server in servers]
+    out += [table(header, rows), ""]
+
+    treadles = [sv for sv in servers if sv not in HELLO_PEERS]
+    columns = [(m, p) for m in modes for p in peers]
+    if any("baseline" in (summary[m][sv].get("ratio_to") or {}) for m in modes for sv in treadles):
+        columns += [(m, "baseline") for m in modes]
+    if treadles and columns:
+        rows = [
+            [server] + [times(hello_ratio(summary[m][server], p)) for m, p in columns]
+            for server in treadles
+        ]
+        out += [
+            "Each treadle's ratio to each peer (and to the same poller of the baseline tree, "
+            "when one was measured):",
+            "",
+            table(["server"] + [f"{m} x {p}" for m, p in columns], rows),
+            "",
+        ]
+
     targets = ", ".join(f"{m} >= {t:g}x" for m, t in doc["targets"].items())
     out.append(f"Targets (treadle / uvicorn): {targets}.")
+    verdicts = doc.get("verdicts")
+    if verdicts:
+        out += [
+            "",
+            "Targets on "
+            + " and ".join(f"`{v}`" for v in doc.get("target_servers", HELLO_TARGET_SERVERS))
+            + ":",
+            "",
+            table(
+                ["mode", "server", "peer", "target", "ratio", "met"],
+                [
+                    [
+                        v["mode"],
+                        v["server"],
+                        v["peer"],
+                        f">= {v['target']:g}x",
+                        times(v["ratio"]),
+                        met(v["met"]),
+                    ]
+                    for v in verdicts
+                ],
+                "lllrrc",
+            ),
+        ]
     out.append("")
     lat_rows = []
     for server in servers:
-        e = doc["summary"]["keep-alive"][server]
-        c = doc["summary"]["close"][server]
+        e = summary["keep-alive"][server]
+        c = summary["close"][server]
         lat_rows.append(
             [
                 server,
@@ -156,31 +232,215 @@ def hello_section(doc: Doc, figures: Path) -> str:
     out.append(
         table(["server", "keep-alive p50", "keep-alive p99", "close p50", "close p99"], lat_rows)
     )
-    if "cpu_us_per_req" in doc["summary"]["keep-alive"][servers[0]]:
+    if "cpu_us_per_req" in summary["keep-alive"][servers[0]]:
         cost_rows = [
             [server]
-            + [num(doc["summary"][m][server].get("cpu_us_per_req"), 1) for m in doc["summary"]]
-            + [
-                num(doc["summary"][m][server].get("minor_faults_per_req"), 3)
-                for m in doc["summary"]
-            ]
+            + [num(summary[m][server].get("cpu_us_per_req"), 1) for m in modes]
+            + [num(summary[m][server].get("minor_faults_per_req"), 3) for m in modes]
             for server in servers
         ]
         out += [
             "",
             "The server's own cost per request: CPU microseconds (`utime + stime` from "
-            "`/proc`) and minor page faults (fresh memory mapped while serving; a healthy "
-            "steady state has almost none).",
+            "`/proc`"
+            + (
+                ", of the whole process tree: nginx's and granian's workers are children"
+                if set(peers) - {"uvicorn"}
+                else ""
+            )
+            + ") and minor page faults (fresh memory mapped while serving; a "
+            "healthy steady state has almost none).",
             "",
             table(
-                ["server"]
-                + [f"{m} CPU µs" for m in doc["summary"]]
-                + [f"{m} faults" for m in doc["summary"]],
+                ["server"] + [f"{m} CPU µs" for m in modes] + [f"{m} faults" for m in modes],
                 cost_rows,
             ),
         ]
     out += ["", errors_block(doc)]
     return "\n".join(out)
+
+
+# ----------------------------------------------------------------------------- stages
+
+STAGES_FIGURE = "stages.png"
+STAGE_NAMES = ("poll", "recv", "parse", "dispatch", "serialise", "send", "bookkeeping")
+STAGE_TEXT = {
+    "poll": "`epoll_wait` through treadle's poller, one readable socket, no wait",
+    "recv": "one `recv(65536)` of the request (the system call and its bytes object)",
+    "parse": "`receive_data` and `next_event` until `NEED_DATA`: the request line, the "
+    "fields, the framing, the next cycle",
+    "dispatch": "an `Exchange`, the guard, `NativeApplication`: the handler's `Request`, "
+    "`treadle.demo.hello`, its `Response`, the responder's call",
+    "serialise": "`send_response`: status line, fields, Content-Length, Date and Server",
+    "send": "one `send` of the response (over loopback, the kernel's delivery included)",
+    "bookkeeping": "the rest of the real turn: reactor dispatch, the driver's read loop, "
+    "turn and settle, the session's checks, the output queue, the deadline",
+}
+
+
+def stages_trees(doc: Doc) -> list[str]:
+    return [t for t in ("after", "before") if t in doc.get("summary", {})]
+
+
+def stages_rows(doc: Doc) -> list[Row]:
+    summary = doc.get("summary", {})
+    after = summary.get("after", {})
+    before = summary.get("before", {})
+    total = after.get("total_in_process_us")
+    if total is None:
+        return []
+    measured = [(k, v) for k, v in after["us"].items() if v is not None and k != "bookkeeping"]
+    worst = max(measured, key=lambda kv: kv[1], default=None)
+    peer = "–"
+    share = "–"
+    if before.get("total_in_process_us"):
+        peer = f"before {num(before['total_in_process_us'], 2)} µs"
+        share = times(ratio_of(total, before["total_in_process_us"]))
+    largest = f" (largest stage: {worst[0]}, {num(worst[1], 2)} µs)" if worst else ""
+    return [
+        (
+            "stages, CPU per keep-alive hello request, in process" + largest,
+            f"{num(total, 2)} µs",
+            peer,
+            share,
+            "–",
+            "–",
+        )
+    ]
+
+
+def stages_section(doc: Doc, figures: Path) -> str:
+    s = doc["settings"]
+    summary = doc["summary"]
+    trees = stages_trees(doc)
+    method = (s.get("method") or "").split("\n\n")
+    out = [
+        "One keep-alive hello request taken apart: each stage run alone in a process on "
+        f"core 0, {s['rounds']} round(s) x {s['batches_per_round']} batches of about "
+        f"{num(s['batch_target_ms'])} ms per stage, medians. The request is wrk's "
+        "(`GET / HTTP/1.1` with a `Host` field), over a TCP connection on 127.0.0.1.",
+        "",
+    ]
+    if (figures / STAGES_FIGURE).exists():
+        out += [f"![CPU per request by stage]({STAGES_FIGURE})", ""]
+    header = ["stage"]
+    for tree in trees:
+        header += [f"{tree} µs", f"{tree} share"]
+    if len(trees) == 2:
+        header.append("after / before")
+    header.append("what it is")
+    rows = []
+    for name in STAGE_NAMES:
+        row = [name]
+        for tree in trees:
+            row += [
+                num(summary[tree]["us"].get(name), 3),
+                percent(summary[tree]["share_of_total"].get(name)),
+            ]
+        if len(trees) == 2:
+            row.append(
+                times(ratio_of(summary["after"]["us"].get(name), summary["before"]["us"].get(name)))
+            )
+        row.append(STAGE_TEXT[name])
+        rows.append(row)
+    total_row = ["**total, in process**"]
+    for tree in trees:
+        total_row += [num(summary[tree].get("total_in_process_us"), 3), "100%"]
+    if len(trees) == 2:
+        total_row.append(
+            times(
+                ratio_of(
+                    summary["after"].get("total_in_process_us"),
+                    summary["before"].get("total_in_process_us"),
+                )
+            )
+        )
+    total_row.append("`reactor.run_once` of the real server for one request")
+    rows.append(total_row)
+    wrk = doc.get("under_wrk")
+    if wrk:
+        wrk_row = ["total under wrk"]
+        for tree in trees:
+            wrk_row += [num(wrk["us"].get(tree), 2), "–"]
+        if len(trees) == 2:
+            wrk_row.append(times(ratio_of(wrk["us"].get("after"), wrk["us"].get("before"))))
+        wrk_row.append(
+            f"hello's keep-alive CPU per request of treadle-epoll (`{wrk['file']}`, "
+            f"{wrk['date'][:16]}{', quick' if wrk.get('quick') else ''})"
+        )
+        rows.append(wrk_row)
+    align = "l" + "r" * (len(header) - 2) + "l"
+    out += [table(header, rows, align), ""]
+    out += ["How each figure is taken (from `bench/scenarios/stages.py`):", ""]
+    for paragraph in method[1:]:
+        if paragraph.strip() and not paragraph.startswith("With "):
+            out += [paragraph, ""]
+    errors = doc.get("errors") or []
+    if errors:
+        out.append(errors_block(doc))
+    else:
+        out.append("No errors were recorded: every stage of every tree was measured.")
+    return "\n".join(out)
+
+
+def stages_figures(doc: Doc, folder: Path) -> None:
+    """One horizontal stacked bar per tree: µs per stage, the total under wrk marked."""
+    trees = stages_trees(doc)
+    if not trees or doc["summary"][trees[0]].get("total_in_process_us") is None:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colors = {
+        "poll": "tab:purple",
+        "recv": "tab:blue",
+        "parse": "tab:orange",
+        "dispatch": "tab:green",
+        "serialise": "tab:olive",
+        "send": "tab:cyan",
+        "bookkeeping": "tab:gray",
+    }
+    fig, ax = plt.subplots(figsize=(8.5, 1.2 + 0.8 * len(trees)), dpi=110)
+    for y, tree in enumerate(trees):
+        left = 0.0
+        for name in STAGE_NAMES:
+            value = doc["summary"][tree]["us"].get(name) or 0.0
+            ax.barh(y, value, left=left, color=colors[name], label=name if y == 0 else None)
+            if value >= 1.0:
+                ax.text(left + value / 2, y, f"{value:.1f}", ha="center", va="center", fontsize=7)
+            left += value
+        wrk = (doc.get("under_wrk") or {}).get("us", {}).get(tree)
+        if wrk:
+            ax.plot([wrk, wrk], [y - 0.4, y + 0.4], color="black", linewidth=1.5)
+            ax.annotate(
+                f"under wrk {wrk:.1f}",
+                (wrk, y),
+                xytext=(4, 0),
+                textcoords="offset points",
+                ha="left",
+                va="center",
+                fontsize=7,
+            )
+    widest = [doc["summary"][t].get("total_in_process_us") or 0.0 for t in trees]
+    widest += [v or 0.0 for v in (doc.get("under_wrk") or {}).get("us", {}).values()]
+    ax.set_xlim(0, max(widest) * 1.2)
+    ax.set_yticks(range(len(trees)))
+    ax.set_yticklabels(trees)
+    ax.invert_yaxis()
+    ax.set_xlabel("CPU µs per keep-alive hello request")
+    ax.grid(True, axis="x", alpha=0.3)
+    ax.legend(fontsize=7, ncol=len(STAGE_NAMES), loc="upper center", bbox_to_anchor=(0.5, -0.35))
+    m = doc.get("machine", {})
+    ax.set_title(
+        f"treadle, one request by stage — {m.get('date', '')[:10]}, "
+        f"{(m.get('git_commit') or '')[:8]}",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    fig.savefig(folder / STAGES_FIGURE)
+    plt.close(fig)
 
 
 # ----------------------------------------------------------------------------- parser
@@ -862,6 +1122,7 @@ def static_figures(doc: Doc, folder: Path) -> None:
 
 RENDERERS: dict[str, tuple[str, Callable[[Doc], list[Row]], Callable[[Doc, Path], str]]] = {
     "hello": ("Hello handler", hello_rows, hello_section),
+    "stages": ("One hello request, stage by stage", stages_rows, stages_section),
     "static": ("Static files", static_rows, static_section),
     "parser": ("The HTTP core alone", parser_rows, parser_section),
     "lab": ("I/O models: idle connections", lab_rows, lab_section),
@@ -871,6 +1132,7 @@ RENDERERS: dict[str, tuple[str, Callable[[Doc], list[Row]], Callable[[Doc, Path]
 FIGURES: dict[str, Callable[[Doc, Path], None]] = {
     "lab": lab_figures,
     "static": static_figures,
+    "stages": stages_figures,
 }
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from scenarios import hello, lab, parser, profile, static
+from scenarios import hello, lab, parser, profile, stages, static
 
-ALL: dict[str, ModuleType] = {mod.NAME: mod for mod in (hello, parser, lab, profile, static)}
+ALL: dict[str, ModuleType] = {
+    mod.NAME: mod for mod in (hello, stages, parser, lab, profile, static)
+}

@@ -1,4 +1,4 @@
-"""Scenario ``hello``: the hello handler under wrk, treadle on each poller next to uvicorn.
+"""Scenario ``hello``: the hello handler under wrk, treadle on each poller next to three peers.
 
 Three modes, each with wrk on one thread and 50 connections:
 
@@ -6,12 +6,21 @@ Three modes, each with wrk on one thread and 50 connections:
 - ``pipelined``: 16 requests per write (``WRK_PIPELINE=16`` in ``wrk_script.lua``);
 - ``close``: ``Connection: close``, a new TCP connection for every request.
 
-The peer is uvicorn with uvloop and httptools, one worker, serving the raw ASGI app of
-``peers/asgi_hello.py``. All servers are started once, each pinned to core 0 (only the
-one under load uses it). Each round takes the modes in turn and measures every server
-back to back, after a short warm-up, in an order that rotates, so that the drift of the
-shared machine hits every server alike. Per server and mode: the median req/s over the
-rounds, and the median of each round's ratio to the peer.
+The peers, each with one worker process:
+
+- uvicorn with uvloop and httptools, serving the raw ASGI app of ``peers/asgi_hello.py``;
+- granian (Rust, hyper underneath) on its WSGI interface, serving ``peers/wsgi_hello.py``,
+  HTTP/1 only, no access log, its default blocking threads;
+- nginx answering ``return 200 "Hello, world!"`` itself: the ceiling of what one core
+  can do here, with no application at all.
+
+All servers are started once, each pinned to core 0 (only the one under load uses it).
+Each round takes the modes in turn and measures every server back to back, after a
+short warm-up, in an order that rotates, so that the drift of the shared machine hits
+every server alike. Per server and mode: the median req/s over the rounds, and for each
+treadle the median of each round's ratio to each peer (and to its baseline, when one
+is measured). A server's CPU is that of its whole process tree (nginx's and granian's
+workers are children of the process started).
 """
 
 from __future__ import annotations
@@ -23,6 +32,8 @@ from typing import Any
 from harness import (
     BENCH_DIR,
     HOST,
+    LOG_DIR,
+    NGINX,
     SERVER_CPU,
     BenchError,
     Context,
@@ -30,8 +41,10 @@ from harness import (
     free_port,
     log_tail,
     median,
-    proc_cpu_s,
-    proc_minor_faults,
+    nginx_argv,
+    nginx_config,
+    proc_tree_cpu_s,
+    proc_tree_minor_faults,
     python,
     ratio,
     run_wrk,
@@ -41,7 +54,10 @@ from harness import (
 NAME = "hello"
 TITLE = "Hello handler: keep-alive, pipelined and Connection: close"
 POLLERS = ("select", "poll", "epoll", "epoll-et")
+#: the peer of the original targets; ``ratio_to_peer`` and ``target`` refer to it
 PEER = "uvicorn"
+#: every peer measured beside treadle (a missing one is an error, not a failure)
+PEERS = ("uvicorn", "granian", "nginx")
 MODES: dict[str, dict[str, Any]] = {
     "keep-alive": {"pipeline": 1, "close": False},
     "pipelined": {"pipeline": 16, "close": False},
@@ -49,6 +65,14 @@ MODES: dict[str, dict[str, Any]] = {
 }
 #: treadle / uvicorn req/s, from issue 3
 TARGETS = {"keep-alive": 2.0, "pipelined": 6.0, "close": 1.3}
+#: treadle / peer req/s on epoll and epoll-et, by mode and peer (the later issue)
+TARGETS_TO: dict[str, dict[str, float]] = {
+    "keep-alive": {"granian": 1.0},
+    "pipelined": {"nginx": 0.85},
+    "close": {"granian": 1.0, "nginx": 0.95},
+}
+#: the treadle servers the targets are judged on
+TARGET_SERVERS = ("treadle-epoll", "treadle-epoll-et")
 
 
 def treadle_available() -> bool:
@@ -105,6 +129,56 @@ def uvicorn_argv(port: int) -> list[str]:
     ]
 
 
+def granian_available() -> bool:
+    return importlib.util.find_spec("granian") is not None
+
+
+def granian_argv(port: int) -> list[str]:
+    return [
+        python(),
+        "-m",
+        "granian",
+        "--interface",
+        "wsgi",
+        "--http",
+        "1",
+        "--workers",
+        "1",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+        "--working-dir",
+        str(BENCH_DIR / "peers"),
+        "wsgi_hello:app",
+    ]
+
+
+NGINX_PREFIX = LOG_DIR / "hello-nginx"
+
+
+def hello_nginx_config(port: int) -> str:
+    """One worker answering every request itself with 200 ``Hello, world!``."""
+    return nginx_config(
+        port,
+        NGINX_PREFIX,
+        http_lines=[
+            "default_type text/plain;",
+            "tcp_nodelay on;",
+            "keepalive_requests 100000;",
+            "keepalive_timeout 75s;",
+        ],
+        server_lines=['location / { return 200 "Hello, world!"; }'],
+    )
+
+
+def hello_nginx_argv(port: int) -> list[str]:
+    return nginx_argv(port, NGINX_PREFIX, hello_nginx_config(port))
+
+
 #: a treadle source tree (its ``src/`` folder) to measure beside this one in the same
 #: run, as ``treadle-<poller>-baseline`` on the epoll pollers: before/after a change
 BASELINE_ENV = "TREADLE_BENCH_BASELINE"
@@ -120,7 +194,8 @@ POLLERS_ENV = "TREADLE_BENCH_POLLERS"
 
 
 def servers() -> dict[str, Any]:
-    """Server name -> argv builder; treadle's only once its CLI has landed."""
+    """Server name -> argv builder; treadle's only once its CLI has landed, a peer only
+    when it is installed (see ``missing_peers``)."""
     table: dict[str, Any] = {}
     if treadle_available():
         wanted = os.environ.get(POLLERS_ENV)
@@ -134,7 +209,21 @@ def servers() -> dict[str, Any]:
                     baseline, p, port
                 )
     table[PEER] = uvicorn_argv
+    if granian_available():
+        table["granian"] = granian_argv
+    if os.path.exists(NGINX):
+        table["nginx"] = hello_nginx_argv
     return table
+
+
+def missing_peers() -> list[dict[str, Any]]:
+    """An error record for each peer that cannot be run here."""
+    errors = []
+    if not granian_available():
+        errors.append({"server": "granian", "error": "granian is not installed: no granian"})
+    if not os.path.exists(NGINX):
+        errors.append({"server": "nginx", "error": f"{NGINX} is missing: no nginx"})
+    return errors
 
 
 def count_points(ctx: Context) -> int:
@@ -150,7 +239,8 @@ def run(ctx: Context) -> dict[str, Any]:
     checks: dict[str, Any] = {}
     ctx.progress.begin(NAME, count_points(ctx))
     if not treadle_available():
-        errors.append({"error": "treadle's CLI or treadle.demo is missing: uvicorn only"})
+        errors.append({"error": "treadle's CLI or treadle.demo is missing: peers only"})
+    errors += missing_peers()
 
     # Every server runs for the whole scenario, all pinned to core 0; only the one under
     # load uses it. Points then interleave finely: each round takes each mode in turn
@@ -199,9 +289,10 @@ def run(ctx: Context) -> dict[str, Any]:
                         ctx.progress.step(f"{label}: not accepting")
                         continue
                     run_wrk(port, duration_s=opts.warmup_s, procs=ctx.procs, **spec)
-                    cpu0, faults0 = proc_cpu_s(proc.pid), proc_minor_faults(proc.pid)
+                    # the whole tree: nginx and granian serve from a child process
+                    cpu0, faults0 = proc_tree_cpu_s(proc.pid), proc_tree_minor_faults(proc.pid)
                     res = run_wrk(port, duration_s=opts.duration_s, procs=ctx.procs, **spec)
-                    cpu1, faults1 = proc_cpu_s(proc.pid), proc_minor_faults(proc.pid)
+                    cpu1, faults1 = proc_tree_cpu_s(proc.pid), proc_tree_minor_faults(proc.pid)
                     point = {"round": rnd, "server": server, "mode": mode, **res.as_dict()}
                     if res.requests and None not in (cpu0, cpu1, faults0, faults1):
                         # the server's own cost per request: CPU time, and fresh pages
@@ -236,18 +327,53 @@ def run(ctx: Context) -> dict[str, Any]:
             "warmup_s": opts.warmup_s,
             "server_cpu": SERVER_CPU,
             "commands": {name: " ".join(table[name](0)) for name in names},
+            "peers": [name for name in PEERS if name in table],
+            "nginx_config": hello_nginx_config(0) if "nginx" in table else None,
         },
         "checks": checks,
         "summary": summary,
         "targets": TARGETS,
+        "targets_to": TARGETS_TO,
+        "target_servers": list(TARGET_SERVERS),
+        "verdicts": verdicts(summary),
         "points": points,
         "errors": errors,
     }
 
 
+def round_ratios(
+    points: list[dict[str, Any]], mode: str, server: str, peer: str
+) -> list[float | None]:
+    """Each round's req/s ratio of ``server`` to ``peer`` in ``mode`` (both measured
+    within a minute of each other), in round order."""
+    peer_by_round = {
+        p["round"]: p["req_per_s"]
+        for p in points
+        if p["mode"] == mode and p["server"] == peer and p["requests"]
+    }
+    return [
+        ratio(p["req_per_s"], peer_by_round.get(p["round"]))
+        for p in points
+        if p["mode"] == mode and p["server"] == server and p["requests"]
+    ]
+
+
+def rounded_median(values: list[float | None]) -> float | None:
+    m = median(values)
+    return None if m is None else round(m, 3)
+
+
 def summarise(points: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
-    """Median req/s and latency per mode and server; ratio of each treadle to the peer."""
+    """Median req/s and latency per mode and server; ratios of each treadle to each peer.
+
+    A ratio is the median of the rounds' own ratios, which resists the machine's drift
+    better than a ratio of medians (kept, for uvicorn, as ``ratio_of_medians``).
+    ``ratio_to`` maps each peer (and ``baseline``, for a treadle measured beside its
+    baseline tree) to that median; ``ratio_to_peer``, ``target`` and ``target_met``
+    are the original figures against uvicorn, ``targets_to`` the later ones.
+    """
     summary: dict[str, Any] = {}
+    peers = [name for name in PEERS if name in names]
     for mode in MODES:
         per_server: dict[str, Any] = {}
         for server in names:
@@ -260,44 +386,85 @@ def summarise(points: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
                 "minor_faults_per_req": median([p.get("minor_faults_per_req") for p in runs]),
                 "runs": [p["req_per_s"] for p in runs],
             }
-        peer = per_server.get(PEER, {}).get("req_per_s")
-        peer_by_round = {
-            p["round"]: p["req_per_s"]
-            for p in points
-            if p["mode"] == mode and p["server"] == PEER and p["requests"]
-        }
         for server, entry in per_server.items():
-            if server != PEER:
-                # The ratio is the median of each round's own ratio (both measured
-                # minutes apart at most), which resists the machine's drift better
-                # than a ratio of medians; the latter is kept for reference.
-                paired = [
-                    ratio(p["req_per_s"], peer_by_round.get(p["round"]))
-                    for p in points
-                    if p["mode"] == mode and p["server"] == server and p["requests"]
-                ]
-                entry["ratio_by_round"] = paired
-                entry["ratio_to_peer"] = (
-                    round(median(paired), 3) if median(paired) is not None else None
-                )
-                entry["ratio_of_medians"] = ratio(entry["req_per_s"], peer)
+            if server in PEERS:
+                continue
+            others = list(peers)
+            if f"{server}-baseline" in per_server:
+                others.append(f"{server}-baseline")
+            by_round = {other: round_ratios(points, mode, server, other) for other in others}
+            entry["ratio_to"] = {
+                ("baseline" if other.endswith("-baseline") else other): rounded_median(paired)
+                for other, paired in by_round.items()
+            }
+            entry["ratio_by_round_to"] = {
+                ("baseline" if other.endswith("-baseline") else other): paired
+                for other, paired in by_round.items()
+            }
+            if PEER in per_server:
+                entry["ratio_by_round"] = by_round[PEER]
+                entry["ratio_to_peer"] = entry["ratio_to"][PEER]
+                entry["ratio_of_medians"] = ratio(entry["req_per_s"], per_server[PEER]["req_per_s"])
                 entry["target"] = TARGETS[mode]
                 entry["target_met"] = (
                     entry["ratio_to_peer"] is not None and entry["ratio_to_peer"] >= TARGETS[mode]
                 )
+            entry["targets_to"] = {
+                peer: {
+                    "target": target,
+                    "ratio": entry["ratio_to"].get(peer),
+                    "met": (
+                        None
+                        if entry["ratio_to"].get(peer) is None
+                        else entry["ratio_to"][peer] >= target
+                    ),
+                }
+                for peer, target in TARGETS_TO[mode].items()
+            }
         summary[mode] = per_server
     return summary
 
 
+def verdicts(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target of ``TARGETS_TO`` on each of ``TARGET_SERVERS``: ratio and whether met
+    (None when the server or the peer was not measured)."""
+    out = []
+    for mode, per_peer in TARGETS_TO.items():
+        for server in TARGET_SERVERS:
+            entry = summary.get(mode, {}).get(server)
+            for peer, target in per_peer.items():
+                got = None if entry is None else entry["ratio_to"].get(peer)
+                out.append(
+                    {
+                        "mode": mode,
+                        "server": server,
+                        "peer": peer,
+                        "target": target,
+                        "ratio": got,
+                        "met": None if got is None else got >= target,
+                    }
+                )
+    return out
+
+
 def print_summary(summary: dict[str, Any]) -> None:
-    print(f"\n{'mode':<11} {'server':<18} {'req/s':>10} {'x uvicorn':>10} {'target':>7}")
+    columns = [*PEERS, "baseline"]
+    head = "".join(f"{'x ' + c:>11}" for c in columns)
+    print(f"\n{'mode':<11} {'server':<27} {'req/s':>10}{head}  targets")
     for mode, per_server in summary.items():
         for server, entry in per_server.items():
             rps = entry["req_per_s"]
-            r = entry.get("ratio_to_peer")
-            tgt = f">={entry['target']:g}" if "target" in entry else ""
+            ratios = entry.get("ratio_to", {})
+            cells = "".join(
+                f"{'' if ratios.get(c) is None else f'{ratios[c]:.2f}':>11}" for c in columns
+            )
+            targets = ", ".join(
+                f"{peer} >={t['target']:g} {'ok' if t['met'] else 'MISSED'}"
+                for peer, t in entry.get("targets_to", {}).items()
+                if t["met"] is not None
+            )
             print(
-                f"{mode:<11} {server:<18} {'-' if rps is None else f'{rps:,.0f}':>10} "
-                f"{'' if r is None else f'{r:.2f}':>10} {tgt:>7}"
+                f"{mode:<11} {server:<27} {'-' if rps is None else f'{rps:,.0f}':>10}{cells}"
+                f"  {targets}"
             )
     print()
