@@ -343,7 +343,13 @@ class ConnectionDriver:
             self._phase = phase
             self._requests_seen = session.requests
             if phase != APP:
-                self._set_deadline(ctx.reactor.time() + self.ctx.phase_timeouts[phase])
+                # _set_deadline, inlined: it runs once per request
+                deadline = ctx.reactor.time() + ctx.phase_timeouts[phase]
+                self._deadline = deadline
+                if deadline < self._timer_at:
+                    self._timer.cancel()
+                    self._timer = ctx.reactor.call_at(deadline, self._on_timer)
+                    self._timer_at = deadline
 
     def _set_deadline(self, deadline: float) -> None:
         self._deadline = deadline
