@@ -12,7 +12,7 @@ import pytest
 
 from treadle.apps.native import Request, Response
 from treadle.server import driver as driver_module
-from treadle.server import session as session_module
+from treadle.server import states as states_module
 
 from .helpers import (
     get,
@@ -195,7 +195,7 @@ def test_protocol_error_lingers_draining_until_the_peer_closes(make, poller):
     assert harness.peer_eof  # our write side is shut down...
     driver = harness.driver
     assert not driver.closed  # ...but we still read, so the client is not reset
-    assert driver._phase == session_module.LINGER
+    assert driver._phase == states_module.LINGER
     # What the client keeps sending is drained and ignored.
     harness.send(b"x" * 100_000)
     harness.turn(3)
@@ -348,4 +348,4 @@ def test_connection_close_with_more_pipelined_lingers(make, poller):
     harness.send(get("/bye", "Connection: close") + get("/unanswered"))
     harness.collect(lambda d: harness.peer_eof, 20)
     assert not harness.driver.closed  # reading and dropping, so the client sees the answer
-    assert harness.driver._phase == session_module.LINGER
+    assert harness.driver._phase == states_module.LINGER

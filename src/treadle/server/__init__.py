@@ -9,7 +9,8 @@ from .driver import ConnectionDriver
 from .exchange import Application, BodyPiece, BodyStream, Exchange, Responder
 from .output import FileSegment
 from .server import Server
-from .session import Ending, Session
+from .session import Session
+from .states import Ending
 
 __all__ = [
     "Application",

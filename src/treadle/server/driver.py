@@ -48,7 +48,8 @@ from typing import TYPE_CHECKING
 from ..poll import EVENT_READ, EVENT_WRITE
 from .context import LINGER_S
 from .output import FileShrankError
-from .session import APP, BODY, IDLE, LINGER, WRITE, Ending, Session, format_client
+from .session import Session
+from .states import APP, BODY, IDLE, LINGER, WRITE, Ending, format_client
 from .transport import SocketTransport, Transport
 
 if TYPE_CHECKING:
