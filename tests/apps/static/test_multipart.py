@@ -30,8 +30,8 @@ from treadle.apps.static.multipart import (
     PartEnd,
     PartStart,
     boundary_from_content_type,
-    sanitize_filename,
 )
+from treadle.apps.static.names import sanitize_filename
 
 FAST = settings(
     max_examples=100,

@@ -34,7 +34,7 @@ are refused. ``Content-Disposition`` is read as RFC 7578 4.2 and RFC 6266 4.1 de
 it, with the ``filename*`` form of RFC 8187 preferred over ``filename`` when both are
 sent. Browsers do not escape a backslash in a file name, and old Windows browsers send
 the whole path (``C:\\dir\\a.txt``), so in a quoted value only ``\\"`` and ``\\\\`` are
-escapes and any other backslash is kept as it is; ``sanitize_filename`` then cuts the
+escapes and any other backslash is kept as it is; ``names.sanitize_filename`` then cuts the
 path. Names and file names must be UTF-8.
 """
 
@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import enum
 import re
-import unicodedata
 from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
 
@@ -58,7 +57,6 @@ __all__ = [
     "PartEnd",
     "PartStart",
     "boundary_from_content_type",
-    "sanitize_filename",
 ]
 
 
@@ -76,7 +74,7 @@ class PartStart:
     ``name`` is the form field name and ``filename`` the file name as the client sent it
     (``filename*`` decoded when present), or None when the parameter is absent; an empty
     ``filename`` is how a browser sends a file field with no file chosen. Pass
-    ``filename`` through ``sanitize_filename`` before it comes near a file system.
+    ``filename`` through ``names.sanitize_filename`` before it comes near a file system.
     ``content_type`` is the part's Content-Type value, or None. ``headers`` holds every
     header field of the part in order, names lowercased, values stripped of surrounding
     whitespace.
@@ -475,63 +473,3 @@ def _decode_ext_value(raw: bytes) -> str:
         return unquote_to_bytes(match[3]).decode(encoding)
     except UnicodeDecodeError:
         raise MultipartError(f"filename* {shorten(raw)} is not valid {encoding}") from None
-
-
-# -- file names -------------------------------------------------------------------------------
-
-# Windows refuses these characters in a name, and ":" opens an NTFS alternate data stream.
-_WINDOWS_FORBIDDEN = str.maketrans({c: "_" for c in '<>:"|?*'})
-# Bidirectional controls can make "evil\u202etxt.exe" show as "evilexe.txt".
-_BIDI_CONTROLS = frozenset(
-    map(chr, [0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)])
-)
-_RESERVED_DEVICE_NAMES = frozenset(
-    {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"}
-    | {f"{port}{digit}" for port in ("COM", "LPT") for digit in "0123456789\u00b9\u00b2\u00b3"}
-)
-_MAX_NAME_BYTES = 255
-_MAX_KEPT_SUFFIX_CHARS = 16
-
-
-def sanitize_filename(name: str) -> str | None:
-    """A file name that is safe to create in the upload folder, made from ``name``.
-
-    Takes the last component after ``/`` or ``\\`` (Windows browsers once sent whole
-    paths), removes control characters (C0, DEL, C1), bidirectional controls and lone
-    surrogates, replaces the characters Windows forbids in names (``<>:"|?*``) with
-    ``_``, strips leading dots and spaces (no hidden files, no ``..``) and trailing dots
-    and spaces (which Windows drops), and cuts the result to 255 UTF-8 bytes on a
-    character boundary, keeping a short extension.
-
-    Returns None when nothing usable is left: an empty name, ``.``, ``..``, or a Windows
-    device name such as ``CON`` or ``com1.txt``.
-    """
-    base = re.split(r"[/\\]", name)[-1]
-    kept = "".join(ch for ch in base if not _is_unsafe_char(ch))
-    cleaned = kept.translate(_WINDOWS_FORBIDDEN).lstrip(". ").rstrip(". ")
-    if len(cleaned.encode("utf-8")) > _MAX_NAME_BYTES:
-        cleaned = _shorten_name(cleaned).rstrip(". ")
-    if cleaned in ("", ".", ".."):
-        return None
-    # Windows takes "CON", "con.txt" and "CON .tar.gz" all as the console device.
-    if cleaned.split(".", 1)[0].rstrip(" ").upper() in _RESERVED_DEVICE_NAMES:
-        return None
-    return cleaned
-
-
-def _is_unsafe_char(ch: str) -> bool:
-    category = unicodedata.category(ch)
-    return category == "Cc" or category == "Cs" or ch in _BIDI_CONTROLS
-
-
-def _shorten_name(name: str) -> str:
-    """``name`` cut to at most 255 UTF-8 bytes, keeping a short extension when there is one."""
-    stem, dot, suffix = name.rpartition(".")
-    if not dot or not stem or len(suffix) > _MAX_KEPT_SUFFIX_CHARS:
-        stem, suffix = name, ""
-    else:
-        suffix = "." + suffix
-    room = _MAX_NAME_BYTES - len(suffix.encode("utf-8"))
-    # Cutting the bytes may split the last character; "ignore" drops its partial bytes.
-    stem = stem.encode("utf-8")[:room].decode("utf-8", "ignore")
-    return stem + suffix

@@ -41,8 +41,8 @@ from .multipart import (
     PartEnd,
     PartStart,
     boundary_from_content_type,
-    sanitize_filename,
 )
+from .names import sanitize_filename
 from .paths import PathRefused
 
 if TYPE_CHECKING:
