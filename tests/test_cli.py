@@ -86,6 +86,8 @@ def test_parser_turns_every_flag_into_its_setting():
         "static": "/assets=.",
         "symlinks": "none",
         "cache_control": "no-cache",
+        "root_path": "/app",
+        "chdir": "/tmp",
     }
     for setting in SETTINGS:
         if setting.boolean:
@@ -105,6 +107,7 @@ def test_parser_turns_every_flag_into_its_setting():
     assert args.max_body_bytes == 2048
     assert args.backlog == 3
     assert args.static == ["/assets=."] and args.upload is True and args.symlinks == "none"
+    assert args.threads == 3 and args.queue_size == 3 and args.root_path == "/app"
 
 
 def test_options_not_given_are_none():
@@ -132,7 +135,9 @@ def test_options_not_given_are_none():
         (["run", "a:b", "--bind", "127.0.0.1:70000"], "invalid port"),
         (["run", "a:b", "--poller", "kqueue"], "expected one of auto, select, poll"),
         (["run", "a:b", "--log-level", "loud"], "expected one of debug"),
-        (["run", "a:b", "--interface", "wsgi"], "expected one of native"),
+        (["run", "a:b", "--interface", "asgi"], "expected one of auto, wsgi, native"),
+        (["run", "a:b", "--threads", "-1"], "must not be negative"),
+        (["run", "a:b", "--root-path", "app"], "expected a URL path starting with '/'"),
     ],
 )
 def test_bad_command_line_is_one_line_and_status_2(capsys, served, argv, expected):
@@ -233,7 +238,8 @@ def test_load_app_finds_plain_and_dotted_attributes(app_dir):
 @pytest.mark.parametrize(
     ("spec", "expected"),
     [
-        ("good_app", "expected MODULE:ATTR, got 'good_app'"),
+        ("good_app", "expected MODULE:ATTR or MODULE:ATTR(), got 'good_app'"),
+        ("good_app:()", "expected MODULE:ATTR"),
         ("good_app:", "expected MODULE:ATTR"),
         (":handler", "expected MODULE:ATTR"),
         ("no_such_module_xyz:app", "cannot import 'no_such_module_xyz': ModuleNotFoundError"),
@@ -284,3 +290,163 @@ def test_unavailable_poller_is_one_line_and_status_2(capsys, monkeypatch):
     monkeypatch.setattr(server_module, "create_poller", unavailable)
     line = _fails(capsys, ["run", "treadle.demo:hello", "--poller", "epoll"])
     assert "poller 'epoll' is not available" in line
+
+
+# ------------------------------------------------------------- WSGI and factories
+
+
+def _wsgi(environ, start_response):
+    return []
+
+
+def _wsgi_defaults(environ, start_response=None):
+    return []
+
+
+def _native(request):
+    return None
+
+
+def _native_named(request, extra=None):
+    return None
+
+
+class _WSGIClass:
+    """PEP 3333 allows a class: calling it makes the iterable."""
+
+    def __init__(self, environ, start_response):
+        self.items = []
+
+
+class _CallableWSGI:
+    def __call__(self, environ, start_response):
+        return []
+
+
+class _CallableNative:
+    def __call__(self, request):
+        return None
+
+    def method(self, environ, start_response):
+        return []
+
+
+@pytest.mark.parametrize(
+    ("app", "interface"),
+    [
+        (_wsgi, "wsgi"),
+        (_wsgi_defaults, "wsgi"),
+        (lambda environ, start_response: [], "wsgi"),
+        (_WSGIClass, "wsgi"),
+        (_CallableWSGI(), "wsgi"),
+        (_CallableNative().method, "wsgi"),
+        (_native, "native"),
+        (_native_named, "native"),
+        (_CallableNative(), "native"),
+        (lambda req: None, "native"),
+    ],
+)
+def test_auto_tells_wsgi_from_native_by_the_signature(app, interface):
+    assert cli.detect_interface(app) == interface
+
+
+def _star(*args, **kwargs):
+    return None
+
+
+def _three(a, b, c):
+    return None
+
+
+def _keyword_only(request, *, flag):
+    return None
+
+
+@pytest.mark.parametrize("app", [_star, _three, _keyword_only, lambda: None, print])
+def test_auto_says_so_in_one_line_when_the_signature_does_not_tell(app):
+    with pytest.raises(SettingError) as caught:
+        cli.detect_interface(app, "m:app")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "m:app" in message or "signature" in message
+    assert message.endswith("give --interface wsgi or --interface native")
+
+
+@pytest.fixture
+def wsgi_dir(tmp_path, monkeypatch):
+    """A folder (not on sys.path) with a WSGI module and factories."""
+    (tmp_path / "wsgi_mod.py").write_text(
+        textwrap.dedent(
+            """
+            def app(environ, start_response):
+                start_response("200 OK", [])
+                return [b"ok"]
+
+            def make():
+                return app
+
+            def broken():
+                raise ValueError("no config\\nsecond line")
+
+            def not_an_app():
+                return 42
+
+            def lint(*args):
+                return app(*args)
+            """
+        )
+    )
+    monkeypatch.delitem(sys.modules, "wsgi_mod", raising=False)
+    monkeypatch.chdir(tmp_path.parent)  # the folder is found only through --chdir
+    return tmp_path
+
+
+def test_run_serves_a_wsgi_app_with_its_settings(served, wsgi_dir, monkeypatch):
+    from treadle.apps.wsgi import WSGIApplication
+
+    monkeypatch.delitem(sys.modules, "wsgi_mod", raising=False)
+    argv = ["run", "wsgi_mod:make()", "--chdir", str(wsgi_dir), "--threads", "3"]
+    argv += ["--root-path", "/app/", "--queue-size", "5", "--static", f"/s={wsgi_dir}"]
+    assert cli.main(argv) == 0
+    [(mounted, settings)] = served
+    import wsgi_mod
+
+    adapter = mounted._fallback
+    assert isinstance(adapter, WSGIApplication)
+    assert adapter.app is wsgi_mod.app
+    assert adapter.threads == 3 and adapter.pool is not None
+    assert (adapter.pool.threads, adapter.pool.queue_size) == (3, 5)
+    assert settings.root_path == "/app"
+    mounted.close()  # what Server.close does once its connections are closed
+    assert adapter.pool.submit(lambda: None) is False
+    assert sys.path[0] == str(wsgi_dir)
+
+
+def test_explicit_interface_needs_no_signature(served, wsgi_dir, monkeypatch):
+    from treadle.apps.native import NativeApplication
+    from treadle.apps.wsgi import WSGIApplication
+
+    monkeypatch.chdir(wsgi_dir)
+    assert cli.main(["run", "wsgi_mod:lint", "--interface", "wsgi"]) == 0
+    assert cli.main(["run", "wsgi_mod:app", "--interface", "native"]) == 0
+    [(wsgi, _), (native, _)] = served
+    assert isinstance(wsgi, WSGIApplication) and isinstance(native, NativeApplication)
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("wsgi_mod:broken()", "wsgi_mod:broken() failed: ValueError: no config second line"),
+        ("wsgi_mod:not_an_app()", "wsgi_mod:not_an_app() returned int, not an application"),
+        ("wsgi_mod:lint", "give --interface wsgi or --interface native"),
+    ],
+)
+def test_factories_and_undecidable_apps_fail_in_one_line(capsys, served, wsgi_dir, spec, expected):
+    line = _fails(capsys, ["run", spec, "--chdir", str(wsgi_dir)])
+    assert expected in line
+    assert served == []
+
+
+def test_chdir_to_a_missing_folder(capsys, served, tmp_path):
+    line = _fails(capsys, ["run", "treadle.demo:hello", "--chdir", str(tmp_path / "nope")])
+    assert "--chdir" in line and "No such file or directory" in line

@@ -37,13 +37,16 @@ POSITIVE_FLOATS = _settings_of_kind("_positive_float")
 BOOLEANS = _settings_of_kind("_boolean")
 NON_NEGATIVE_INTS = _settings_of_kind("_non_negative_int")
 TEXTS = _settings_of_kind("_text")
+ROOT_PATHS = _settings_of_kind("_root_path")
 
 
 def test_every_setting_is_classified_by_a_test():
     choices = [s.name for s in SETTINGS if s.choices]
     kinds = SIZES + POSITIVE_INTS + POSITIVE_FLOATS + BOOLEANS + NON_NEGATIVE_INTS + TEXTS
+    kinds += ROOT_PATHS
     assert sorted(kinds + choices + ["bind", "static"]) == sorted(SETTINGS_BY_NAME)
     assert SIZES and POSITIVE_INTS and POSITIVE_FLOATS and BOOLEANS and NON_NEGATIVE_INTS
+    assert ROOT_PATHS == ["root_path"]
 
 
 def test_table_entries_are_well_formed():
@@ -94,6 +97,34 @@ def test_texts_refuse_control_characters(name):
     for bad in ("a\r\nb", "x\x00", "\x7f"):
         with pytest.raises(ValueError):
             convert(name, bad)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("", ""), ("/", ""), ("/app", "/app"), ("/app/", "/app"), (" /a/b ", "/a/b"),
+     ("/caf\u00e9", "/caf\u00e9")],
+)  # fmt: skip
+def test_root_paths_accept(text, value):
+    assert convert("root_path", text) == value
+
+
+@pytest.mark.parametrize("text", ["app", "/a?b", "/a#b", "/a%20b", "/a\\b", "/a\r\nb", "http://x/"])
+def test_root_paths_refuse(text):
+    with pytest.raises(ValueError):
+        convert("root_path", text)
+
+
+def test_wsgi_settings_defaults():
+    settings = Settings.resolve({}, environ={})
+    assert settings.interface == "auto"
+    assert SETTINGS_BY_NAME["interface"].choices == ("auto", "wsgi", "native")
+    assert (settings.threads, settings.queue_size) == (8, 1024)
+    assert (settings.root_path, settings.chdir) == ("", "")
+    env = {"TREADLE_THREADS": "0", "TREADLE_QUEUE_SIZE": "0", "TREADLE_ROOT_PATH": "/app/"}
+    settings = Settings.resolve({}, environ=env)
+    assert (settings.threads, settings.queue_size, settings.root_path) == (0, 0, "/app")
+    with pytest.raises(SettingError, match="TREADLE_THREADS"):
+        Settings.resolve({}, environ={"TREADLE_THREADS": "-1"})
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,13 @@
 """The ``treadle`` command.
 
     treadle serve [DIR] [--upload] [--bind HOST:PORT] [options]
-    treadle run MODULE:ATTR [--interface native] [--static PREFIX=DIR] [options]
+    treadle run MODULE:ATTR[()] [--interface auto|wsgi|native] [--threads N]
+                [--root-path /PREFIX] [--chdir DIR] [--static PREFIX=DIR] [options]
+
+``MODULE:ATTR()`` calls a factory and serves what it returns. ``--interface auto`` (the
+default) tells a WSGI application from a native handler by its signature:
+``(environ, start_response)`` is WSGI, ``(request)`` is native; when the signature does
+not say (``*args``), the command asks for ``--interface`` in one line.
 
 Options come from the settings table in ``config.py``; each can also be given as a
 ``TREADLE_*`` environment variable. A bad option, a bad environment value or an
@@ -13,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import logging
 import os
 import sys
@@ -59,10 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser(
         "run",
         help="serve an application",
-        description="Serve the application MODULE:ATTR (a native handler with "
-        "--interface native). Every option can also be set as TREADLE_<NAME>.",
+        description="Serve the application MODULE:ATTR: a WSGI application "
+        "(environ, start_response) or a native handler (request), told apart by its "
+        "signature unless --interface says; MODULE:ATTR() calls a factory. Every option "
+        "can also be set as TREADLE_<NAME>.",
     )
-    run.add_argument("app", metavar="MODULE:ATTR", help="where the application lives")
+    run.add_argument(
+        "app", metavar="MODULE:ATTR", help="where the application lives (ATTR() for a factory)"
+    )
     serve = commands.add_parser(
         "serve",
         help="serve the files of a folder",
@@ -100,17 +111,21 @@ def _show_default(value: object) -> str:
 
 
 def load_app(spec: str) -> object:
-    """Import ``MODULE:ATTR`` (dots allowed in ATTR); raise SettingError with one line."""
+    """Import ``MODULE:ATTR`` (dots allowed in ATTR); ``MODULE:ATTR()`` calls ATTR with no
+    arguments and returns what it made. Raises SettingError with one line."""
     module_name, sep, attr = spec.partition(":")
+    factory = attr.endswith("()")
+    if factory:
+        attr = attr[:-2]
     if not sep or not module_name or not attr:
-        raise SettingError(f"expected MODULE:ATTR, got {spec!r}")
+        raise SettingError(f"expected MODULE:ATTR or MODULE:ATTR(), got {spec!r}")
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except Exception as error:
         raise SettingError(
-            f"cannot import {module_name!r}: {type(error).__name__}: {error}"
+            f"cannot import {module_name!r}: {type(error).__name__}: {_one_line(error)}"
         ) from None
     target: object = module
     for part in attr.split("."):
@@ -120,7 +135,53 @@ def load_app(spec: str) -> object:
             raise SettingError(f"module {module_name!r} has no attribute {attr!r}") from None
     if not callable(target):
         raise SettingError(f"{spec} is not callable")
+    if factory:
+        try:
+            target = target()
+        except Exception as error:
+            raise SettingError(
+                f"{spec} failed: {type(error).__name__}: {_one_line(error)}"
+            ) from None
+        if not callable(target):
+            raise SettingError(f"{spec} returned {type(target).__name__}, not an application")
     return target
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())
+
+
+def detect_interface(app: object, spec: str = "the application") -> str:
+    """``"wsgi"`` for a callable taking ``(environ, start_response)``, ``"native"`` for
+    one taking ``(request)``. Raises SettingError (one line) when the signature does not
+    tell, or cannot be read."""
+    hint = "; give --interface wsgi or --interface native"
+    try:
+        signature = inspect.signature(app)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise SettingError(f"cannot read the signature of {spec}{hint}") from None
+    kinds = inspect.Parameter
+    params = list(signature.parameters.values())
+    positional = [
+        p for p in params if p.kind in (kinds.POSITIONAL_ONLY, kinds.POSITIONAL_OR_KEYWORD)
+    ]
+    required = sum(1 for p in positional if p.default is p.empty)
+    most = float("inf") if any(p.kind is kinds.VAR_POSITIONAL for p in params) else len(positional)
+    names = [p.name for p in positional[:2]]
+    keyword_only_required = any(
+        p.kind is kinds.KEYWORD_ONLY and p.default is p.empty for p in params
+    )
+    if not keyword_only_required:
+        if required == 2 or (required <= 2 <= most and "start_response" in names):
+            return "wsgi"
+        if (required == 1 and most == 1) or (
+            required <= 1 <= most and names[:1] == ["request"] and "start_response" not in names
+        ):
+            return "native"
+    raise SettingError(
+        f"cannot tell from its signature {signature} whether {spec} is a WSGI application "
+        f"(environ, start_response) or a native handler (request){hint}"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -135,12 +196,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             app = _static(args.dir, settings)
             shown = args.dir
         else:
-            app = _adapt(load_app(args.app), settings.interface)
+            _chdir(settings.chdir)
+            app = _adapt(load_app(args.app), settings, args.app)
             shown = ""
         app = _mount(app, settings)
     except SettingError as error:
         _fail(str(error), 2)
     return _serve(app, settings, shown)
+
+
+def _chdir(folder: str) -> None:
+    """``--chdir DIR``: work in DIR and import from it first."""
+    if not folder:
+        return
+    try:
+        os.chdir(folder)
+    except OSError as error:
+        raise SettingError(f"--chdir {folder!r}: {error.strerror or error}") from None
+    here = os.getcwd()
+    if here in sys.path:
+        sys.path.remove(here)
+    sys.path.insert(0, here)
 
 
 def _static(folder: str, settings: Settings) -> Application:
@@ -196,12 +272,20 @@ def _serve(app: Application, settings: Settings, folder: str = "") -> int:
     return 0
 
 
-def _adapt(handler: object, interface: str) -> Application:
-    """The application adapter that ``--interface`` names, around ``handler``."""
+def _adapt(handler: object, settings: Settings, spec: str = "the application") -> Application:
+    """The application adapter that ``--interface`` names (or the signature tells, for
+    ``auto``) around ``handler``."""
+    interface = settings.interface
+    if interface == "auto":
+        interface = detect_interface(handler, spec)
     if interface == "native":
         from .apps.native import NativeApplication
 
         return NativeApplication(handler)  # type: ignore[arg-type]
+    if interface == "wsgi":
+        from .apps.wsgi import WSGIApplication
+
+        return WSGIApplication.from_settings(handler, settings)  # type: ignore[arg-type]
     raise SettingError(f"unknown interface {interface!r}")  # the settings table prevents it
 
 

@@ -16,7 +16,7 @@ from typing import Any
 POLLER_CHOICES = ("auto", "select", "poll", "epoll", "epoll-et")
 SYMLINK_CHOICES = ("inside", "all", "none")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
-INTERFACES = ("native",)
+INTERFACES = ("auto", "wsgi", "native")
 
 
 class SettingError(ValueError):
@@ -74,6 +74,16 @@ def parse_mount(text: str) -> tuple[str, str]:
     if not prefix.startswith("/") or any(ch in prefix for ch in "?#%\\"):
         raise ValueError(f"the prefix must be a plain URL path starting with '/', got {prefix!r}")
     return prefix.rstrip("/") or "/", folder
+
+
+def _root_path(text: str) -> str:
+    """A URL path prefix such as ``/app`` (trailing ``/`` dropped; ``/`` alone is none)."""
+    text = _text(text.strip())
+    if not text:
+        return ""
+    if not text.startswith("/") or any(ch in text for ch in "?#%\\"):
+        raise ValueError(f"expected a URL path starting with '/', got {text!r}")
+    return text.rstrip("/")
 
 
 def _mount(text: str) -> str:
@@ -152,7 +162,8 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     Setting("bind", _bind, ["127.0.0.1:8000"], "address to listen on: HOST:PORT or [IPV6]:PORT; "
             "repeat for several", "ADDR", multiple=True),
-    Setting("interface", _choice(INTERFACES), "native", "how the application is called",
+    Setting("interface", _choice(INTERFACES), "auto", "how the application is called: wsgi "
+            "(environ, start_response), native (request), or auto: told by its signature",
             choices=INTERFACES),
     Setting("poller", _choice(POLLER_CHOICES), "auto", "I/O multiplexing backend; auto picks "
             "the best this platform has", choices=POLLER_CHOICES),
@@ -203,6 +214,17 @@ SETTINGS: tuple[Setting, ...] = (
             "response fields are kept open and ready (0: none)", "N"),
     Setting("file_cache_valid", _positive_float, 1.0, "seconds a cached file is trusted "
             "before it is stat()ed again (a change shows within this time)", "S"),
+    # -- WSGI applications (treadle run MODULE:ATTR)
+    Setting("threads", _non_negative_int, 8, "worker threads that run a WSGI application, "
+            "started as load asks for them (0: inline on the loop thread, for an application "
+            "that never blocks)", "N"),
+    Setting("queue_size", _non_negative_int, 1024, "WSGI requests that may wait for a free "
+            "worker thread; past it they are answered 503 with Retry-After", "N"),
+    Setting("root_path", _root_path, "", "URL path a WSGI application is mounted at (its "
+            "SCRIPT_NAME, e.g. /app); a path under it reaches the application without it "
+            "in PATH_INFO", "PATH"),
+    Setting("chdir", _text, "", "folder to change to before importing the application "
+            "(it goes first on the import path)", "DIR"),
 )  # fmt: skip
 
 SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}

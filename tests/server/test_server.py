@@ -141,3 +141,23 @@ def test_signal_stops_the_server_and_handlers_are_restored(caplog):
     finally:
         server.close()
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_close_closes_the_application_once_after_its_connections():
+    events: list[str] = []
+
+    class ClosingApp:
+        def __call__(self, exchange) -> None:
+            exchange.respond(200, [], b"ok")
+
+        def close(self) -> None:
+            events.append("app closed")
+
+    settings = Settings.resolve({"bind": ["127.0.0.1:0"]}, environ={})
+    server = Server(
+        ClosingApp(), settings, reactor=Reactor(create_poller("epoll"), clock=FakeClock())
+    )
+    server.start()
+    server.close()
+    server.close()
+    assert events == ["app closed"]

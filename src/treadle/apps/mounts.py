@@ -35,3 +35,10 @@ class Mounts:
                 app(exchange)
                 return
         self._fallback(exchange)
+
+    def close(self) -> None:
+        """Close every mounted application and the main one (those that can be)."""
+        for app in [*(app for _, app in self._mounts), self._fallback]:
+            close = getattr(app, "close", None)
+            if close is not None:
+                close()

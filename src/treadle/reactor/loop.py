@@ -144,6 +144,8 @@ class Reactor:
         # appended to by the signal handler, emptied by the loop; deque ops are atomic
         self._pending_signals: deque[int] = deque()
         self._waker = Waker()
+        #: a call_soon_threadsafe wake-up byte is in the waker, not yet drained
+        self._wake_pending = False
         self.add_handler(self._waker.fileno(), _WakeHandler(self), EVENT_READ)
 
     # -- descriptors -------------------------------------------------------------------
@@ -190,7 +192,11 @@ class Reactor:
         if self._closed:
             raise RuntimeError("the reactor is closed")
         self._ready.append((callback, args))  # before the wake, so the loop sees it
-        self._waker.wake()
+        # One wake-up byte is enough until the loop has drained it: later callers find
+        # their callback run by the same pass (it was queued before the pass's step 5).
+        if not self._wake_pending:
+            self._wake_pending = True
+            self._waker.wake()
 
     def call_at(self, deadline: float, callback: Callable[..., object], *args: Any) -> Deadline:
         """Run ``callback(*args)`` once ``time()`` reaches ``deadline``. Loop thread only."""
@@ -249,7 +255,9 @@ class Reactor:
 
     def _handle_wake(self) -> None:
         # Drain first: a signal recorded after the drain leaves a byte for next time,
-        # so none is lost between the two steps.
+        # so none is lost between the two steps. The flag is cleared before the drain:
+        # a thread that queues after this point writes a byte of its own.
+        self._wake_pending = False
         self._waker.drain()
         pending = self._pending_signals
         while pending:

@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from ..http import Data, EndOfMessage, LocalProtocolError, Response, ServerConnection
+from ..http import Data, EndOfMessage, LocalProtocolError, Request, Response, ServerConnection
 from .exchange import BodyPiece, BodyStream, Exchange, HeaderList, ResponseFields
 from .output import FileSegment, OutputQueue
 from .states import _COMPLETE, Ending
@@ -57,6 +57,8 @@ class Answering:
         def _fail(self) -> None: ...
 
         def _end(self, ending: Ending, answer: bytes = b"") -> None: ...
+
+        def _send_continue(self, request: Request) -> None: ...
 
     def _current(self, exchange: Exchange) -> bool:
         if exchange is not self._exchange or exchange.finished:
@@ -147,6 +149,9 @@ class Answering:
     def resume_body(self, exchange: Exchange) -> None:
         if self._body_paused:
             self._body_paused = False
+            if exchange is self._exchange and not self.conn.response_started:
+                # RFC 9110 10.1.1: now somebody reads the body; ask for it.
+                self._send_continue(exchange.request)
             self.held_back = True  # the driver runs process() again even with no input
             self.kick()
 
@@ -171,7 +176,11 @@ class Answering:
         its Content-Length) and TypeError (not bytes-like, nor a FileSegment)."""
         if type(piece) is not bytes:
             if type(piece) is FileSegment:
-                frame = self.conn.frame_segment(piece.count)
+                try:
+                    frame = self.conn.frame_segment(piece.count)
+                except LocalProtocolError:
+                    piece.done()  # refused (longer than its Content-Length): released
+                    raise
                 if frame is None:
                     piece.done()  # HEAD, 204, 304: no body goes out
                     return

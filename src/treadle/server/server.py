@@ -31,7 +31,8 @@ class Server:
     ``bind`` opens the sockets (raising OSError for an address that cannot be used);
     ``start`` binds if that was not done, creates the reactor (unless one was given)
     and starts accepting; ``run`` serves until SIGINT/SIGTERM or ``stop``; ``close``
-    closes the listeners first, then the connections.
+    closes the listeners first, then the connections, then calls the application's
+    ``close()`` if it has one.
     """
 
     def __init__(self, app: Application, settings: Settings, reactor: Reactor | None = None):
@@ -41,6 +42,7 @@ class Server:
         self.listeners: list[Listener] = []
         self._reactor = reactor
         self._ctx: ServerContext | None = None
+        self._app_closed = False
 
     @property
     def reactor(self) -> Reactor:
@@ -118,6 +120,13 @@ class Server:
         if self._ctx is not None:
             for connection in list(self._ctx.connections):
                 connection.close()
+        if self._ctx is not None and not self._app_closed:
+            self._app_closed = True
+            # Then the application's own resources (a WSGI adapter's worker threads,
+            # a file cache), if it has a close(): nothing can call it any more.
+            close = getattr(self.app, "close", None)
+            if close is not None:
+                close()
         if self._reactor is not None:
             self._reactor.close()
 

@@ -300,7 +300,9 @@ class Session(Answering):
         self.call_app(self.ctx.app, exchange)
         # Ask for the body only once the handler has shown it waits for it: one that
         # answered at once (a 413, say) spares the client sending it (RFC 9110 10.1.1).
-        if self._exchange is exchange and not self.conn.response_started:
+        # A handler that paused the body at once (a worker pool that has not started the
+        # application yet) gets its 100 Continue when it resumes: when the body is read.
+        if self._exchange is exchange and not self.conn.response_started and not self._body_paused:
             self._send_continue(request)
 
     def _on_body_data(self, data: bytes) -> None:

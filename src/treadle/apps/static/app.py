@@ -73,6 +73,10 @@ class StaticFiles:
         self.allow = b"GET, HEAD, PUT, POST" if self.upload else b"GET, HEAD"
         self.uploads: Uploads | None = Uploads(self) if self.upload else None
 
+    def close(self) -> None:
+        """Close the cached files (the server calls this when it closes)."""
+        self.files.clear()
+
     # ------------------------------------------------------------------ dispatch
 
     def __call__(self, exchange: Exchange) -> None:
