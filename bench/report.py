@@ -19,7 +19,7 @@ from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
-ORDER = ("hello", "stages", "static", "parser", "lab", "profile")
+ORDER = ("hello", "stages", "static", "wsgi", "parser", "lab", "profile")
 
 Doc = dict[str, Any]
 Row = tuple[str, str, str, str, str, str]  # what, treadle, peer, ratio, target, met
@@ -1117,6 +1117,270 @@ def static_figures(doc: Doc, folder: Path) -> None:
     plt.close(fig)
 
 
+# ----------------------------------------------------------------------------- wsgi
+
+WSGI_FIGURE = "wsgi-throughput.png"
+WSGI_CASES = {
+    "hello": "hello app",
+    "flask-hello": "Flask hello route",
+    "flask-json": "Flask JSON route",
+}
+WSGI_SERVER_TEXT = {
+    "treadle": "treadle, its WSGI worker threads (`--threads` default)",
+    "treadle-threads-0": "treadle `--threads 0`: the application called inline on the loop",
+    "waitress": "waitress, 4 threads",
+    "gunicorn-sync": "gunicorn, one sync worker (closes every connection)",
+    "gunicorn-gthread": "gunicorn, one gthread worker with 4 threads",
+    "uvicorn": "uvicorn (uvloop, httptools) serving the raw ASGI hello",
+    "granian": "granian, WSGI interface, one worker, HTTP/1",
+}
+
+
+def wsgi_refs(doc: Doc, case: str) -> list[str]:
+    """The reference servers of the part ``case`` belongs to."""
+    s = doc["settings"]
+    for part, cases in s["cases"].items():
+        if case in cases:
+            return list(s["references"][part])
+    return []
+
+
+def wsgi_threads(doc: Doc) -> str:
+    return f"{doc['settings'].get('treadle_default_threads', 8)} threads"
+
+
+def wsgi_rows(doc: Doc) -> list[Row]:
+    rows: list[Row] = []
+    summary = doc["summary"]
+    for v in doc.get("verdicts", []):
+        entry = summary.get(v["case"], {}).get(v["server"], {})
+        peer = summary.get(v["case"], {}).get(v["reference"], {})
+        how = wsgi_threads(doc) if v["server"] == "treadle" else "`--threads 0`"
+        rows.append(
+            (
+                f"WSGI, {WSGI_CASES.get(v['case'], v['case'])} ({how})",
+                f"{num(entry.get('req_per_s'))} req/s",
+                f"{v['reference']} {num(peer.get('req_per_s'))} req/s",
+                times(v["ratio"]),
+                f">= {v['target']:g}x",
+                met(v["met"]),
+            )
+        )
+    for case in ("flask-hello", "flask-json"):
+        entry = summary.get(case, {}).get("treadle")
+        peer = summary.get(case, {}).get("waitress", {})
+        if entry is None:
+            continue
+        rows.append(
+            (
+                f"WSGI, {WSGI_CASES[case]} ({wsgi_threads(doc)})",
+                f"{num(entry.get('req_per_s'))} req/s",
+                f"waitress {num(peer.get('req_per_s'))} req/s",
+                times((entry.get("ratio_to") or {}).get("waitress")),
+                "–",
+                "–",
+            )
+        )
+    busy = doc.get("busy") or {}
+    loaded = busy.get("loaded", {}).get("static", {})
+    idle = busy.get("idle", {}).get("static", {})
+    if loaded:
+        rows.append(
+            (
+                "WSGI, p99 of a `--static` file while every worker thread blocks",
+                f"{num(loaded.get('p99_ms'), 2)} ms",
+                f"idle {num(idle.get('p99_ms'), 2)} ms",
+                times(ratio_of(loaded.get("p99_ms"), idle.get("p99_ms"))),
+                "–",
+                "–",
+            )
+        )
+    return rows
+
+
+def wsgi_case_table(doc: Doc, case: str) -> str:
+    refs = wsgi_refs(doc, case)
+    rows = []
+    for server, e in doc["summary"][case].items():
+        if e.get("req_per_s") is None:
+            rows.append([server] + ["not measured"] + ["–"] * (len(refs) + 3))
+            continue
+        ratios = e.get("ratio_to") or {}
+        rows.append(
+            [server, num(e["req_per_s"])]
+            + ["1.00x" if ref == server else times(ratios.get(ref)) for ref in refs]
+            + [
+                num(e.get("latency_p50_ms"), 2),
+                num(e.get("latency_p99_ms"), 2),
+                num(e.get("cpu_us_per_req"), 1),
+            ]
+        )
+    header = ["server", "req/s"] + [f"x {ref}" for ref in refs]
+    header += ["p50 ms", "p99 ms", "server CPU µs/req"]
+    return table(header, rows)
+
+
+def wsgi_section(doc: Doc, figures: Path) -> str:
+    s = doc["settings"]
+    busy_s = s["busy"]
+    servers = [sv for sv in WSGI_SERVER_TEXT if sv in s["commands"]["hello"]]
+    described = "; ".join(f"`{sv}`: {WSGI_SERVER_TEXT[sv]}" for sv in servers)
+    out = [
+        f"wrk with one thread and {s['connections']} keep-alive connections on core 1, every "
+        "server on core 0 with one worker process (a gunicorn or granian master and its "
+        "worker pinned together), all of a part started once; "
+        f"{s['rounds']} rounds, each measuring every server back to back, "
+        f"{num(s['duration_s'])} s per point after a {num(s['warmup_s'])} s warm-up. req/s "
+        "are medians over the rounds; a ratio is the median of the rounds' own ratios. "
+        "Every WSGI server runs the same applications, `bench/peers/wsgi_apps.py`: `hello` "
+        "(a prebuilt status, header list and body) and a Flask application (`/` the same "
+        "hello, `/json` a small document through `jsonify`). Servers: " + described + ". "
+        "Server CPU is `utime + stime` of the whole process tree per request.",
+        "",
+    ]
+    if s.get("treadle_wsgi_missing"):
+        out += [f"treadle was not measured: {s['treadle_wsgi_missing']}.", ""]
+    if (figures / WSGI_FIGURE).exists():
+        out += [f"![requests per second per WSGI server]({WSGI_FIGURE})", ""]
+    for case in doc["summary"]:
+        out += [f"**{WSGI_CASES.get(case, case)}**", "", wsgi_case_table(doc, case), ""]
+    verdicts = doc.get("verdicts") or []
+    if verdicts:
+        out += [
+            "Targets:",
+            "",
+            table(
+                ["case", "server", "reference", "target", "ratio", "met"],
+                [
+                    [
+                        v["case"],
+                        v["server"],
+                        v["reference"],
+                        f">= {v['target']:g}x",
+                        times(v["ratio"]),
+                        met(v["met"]),
+                    ]
+                    for v in verdicts
+                ],
+                "lllrrc",
+            ),
+            "",
+        ]
+    busy = doc.get("busy") or {}
+    out += [
+        f"**The loop while every worker thread blocks.** One wrk keeps "
+        f"{busy_s['slow_connections']} connections on `{busy_s['slow_path']}`, which sleeps "
+        f"{num(busy_s['slow_sleep_s'] * 1000)} ms, so treadle's {wsgi_threads(doc)} are always "
+        "busy and the rest of the requests wait in its queue. Meanwhile a probe in the "
+        "harness (core 1; one keep-alive connection per route, a request every "
+        f"{num(busy_s['probe_gap_s'] * 1000)} ms, for {num(busy_s['probe_seconds'])} s) times "
+        f"the fast WSGI route `{busy_s['fast_path']}`, which queues behind the sleeping "
+        f"requests in the same pool, and `{busy_s['static_path']}`, a file mounted with "
+        "`--static` and answered on the loop without entering the pool. The same probe "
+        "runs first with no load. Medians over the rounds of each probe's own p50, p99 and "
+        "maximum (milliseconds, from the write of a request to the end of its body).",
+        "",
+    ]
+    if busy:
+        rows = []
+        for name, label in (("fast", "fast WSGI route"), ("static", "`--static` file")):
+            i, b = busy["idle"][name], busy["loaded"][name]
+            rows.append(
+                [
+                    label,
+                    num(i["p50_ms"], 2),
+                    num(i["p99_ms"], 2),
+                    num(b["p50_ms"], 2),
+                    num(b["p99_ms"], 2),
+                    num(b["max_ms"], 2),
+                    num(b["requests"]),
+                ]
+            )
+        out += [
+            table(
+                [
+                    "probe",
+                    "idle p50",
+                    "idle p99",
+                    "threads busy p50",
+                    "threads busy p99",
+                    "threads busy max",
+                    "requests (busy)",
+                ],
+                rows,
+            ),
+            "",
+        ]
+        slow = busy.get("slow", {})
+        out += [
+            f"The slow route meanwhile: {num(slow.get('req_per_s'), 1)} req/s "
+            f"(p50 {num(slow.get('latency_p50_ms'))} ms, p99 {num(slow.get('latency_p99_ms'))} "
+            f"ms as wrk saw it); the server had {num(slow.get('server_threads'))} threads "
+            "(its worker threads and the loop).",
+            "",
+        ]
+    else:
+        out += ["The busy part was not measured.", ""]
+    out.append(errors_block(doc))
+    return "\n".join(out)
+
+
+def wsgi_figures(doc: Doc, folder: Path) -> None:
+    """A bar chart of req/s per server, one panel per case."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cases = list(doc["summary"])
+    if not cases:
+        return
+    colors = {
+        "treadle": "tab:blue",
+        "treadle-threads-0": "tab:cyan",
+        "waitress": "tab:orange",
+        "gunicorn-sync": "tab:red",
+        "gunicorn-gthread": "tab:pink",
+        "uvicorn": "tab:gray",
+        "granian": "tab:green",
+    }
+    widths = [len(doc["summary"][c]) for c in cases]
+    fig, grid = plt.subplots(
+        1, len(cases), figsize=(10, 4.2), dpi=110, squeeze=False, width_ratios=widths
+    )
+    for ax, case in zip(grid[0], cases, strict=True):
+        per_server = doc["summary"][case]
+        names = list(per_server)
+        values = [per_server[n].get("req_per_s") or 0 for n in names]
+        bars = ax.bar(names, values, color=[colors.get(n, "tab:purple") for n in names])
+        ref = "waitress"
+        for bar, name in zip(bars, names, strict=True):
+            r = (per_server[name].get("ratio_to") or {}).get(ref)
+            text = "1.00x" if name == ref else ("" if r is None else f"{r:.2f}x")
+            if not bar.get_height():
+                text = "not measured"
+            ax.annotate(
+                text,
+                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                ha="center",
+                va="bottom",
+                fontsize=7,
+            )
+        ax.set_title(WSGI_CASES.get(case, case), fontsize=10)
+        ax.grid(True, axis="y", alpha=0.3)
+        ax.tick_params(axis="x", labelsize=7, labelrotation=35)
+    grid[0][0].set_ylabel("requests per second")
+    m = doc.get("machine", {})
+    fig.suptitle(
+        "WSGI servers under wrk, 50 keep-alive connections (ratios to waitress) — "
+        f"{m.get('date', '')[:10]}, {(m.get('git_commit') or '')[:8]}",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    fig.savefig(folder / WSGI_FIGURE)
+    plt.close(fig)
+
+
 # ----------------------------------------------------------------------------- registry
 
 
@@ -1124,6 +1388,7 @@ RENDERERS: dict[str, tuple[str, Callable[[Doc], list[Row]], Callable[[Doc, Path]
     "hello": ("Hello handler", hello_rows, hello_section),
     "stages": ("One hello request, stage by stage", stages_rows, stages_section),
     "static": ("Static files", static_rows, static_section),
+    "wsgi": ("WSGI applications", wsgi_rows, wsgi_section),
     "parser": ("The HTTP core alone", parser_rows, parser_section),
     "lab": ("I/O models: idle connections", lab_rows, lab_section),
     "profile": ("Where the time and memory go", lambda doc: [], profile_section),
@@ -1133,6 +1398,7 @@ FIGURES: dict[str, Callable[[Doc, Path], None]] = {
     "lab": lab_figures,
     "static": static_figures,
     "stages": stages_figures,
+    "wsgi": wsgi_figures,
 }
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from scenarios import hello, lab, parser, profile, stages, static
+from scenarios import hello, lab, parser, profile, stages, static, wsgi
 
 ALL: dict[str, ModuleType] = {
-    mod.NAME: mod for mod in (hello, stages, parser, lab, profile, static)
+    mod.NAME: mod for mod in (hello, stages, parser, lab, profile, static, wsgi)
 }
