@@ -261,3 +261,34 @@ def test_handlers_may_register_for_write_on_any_backend(reactor: Reactor) -> Non
         reactor.add_handler(left.fileno(), Writer(), EVENT_WRITE)
         run_until(reactor, writable)
         reactor.remove_handler(left.fileno())
+
+
+def test_no_wake_up_is_lost_when_threads_race_the_drain(reactor: Reactor) -> None:
+    """Regression: the wake flag was cleared before draining the waker, so a thread
+    could set it and write its byte in between; the drain ate the byte, the flag
+    stayed set, and every later call_soon_threadsafe skipped its wake-up while the
+    loop waited forever. Threads that post, then wait for their callback, while the
+    loop blocks with no timeout, hit that window within a few thousand rounds."""
+    rounds, threads = 3000, 3
+    done = [0]
+
+    def worker() -> None:
+        ran = threading.Event()
+        for _ in range(rounds):
+            ran.clear()
+            reactor.call_soon_threadsafe(ran.set)
+            if not ran.wait(WAIT_S):
+                return  # the loop lost our wake-up: the main thread's guard reports it
+        reactor.call_soon_threadsafe(lambda: done.__setitem__(0, done[0] + 1))
+
+    workers = [threading.Thread(target=worker) for _ in range(threads)]
+    for thread in workers:
+        thread.start()
+    try:
+        with hang_guard(60.0):
+            while done[0] < threads:
+                reactor.run_once()  # no timeout: only a wake-up can end the wait
+    finally:
+        for thread in workers:
+            thread.join(WAIT_S)
+    assert done[0] == threads

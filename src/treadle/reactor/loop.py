@@ -255,10 +255,14 @@ class Reactor:
 
     def _handle_wake(self) -> None:
         # Drain first: a signal recorded after the drain leaves a byte for next time,
-        # so none is lost between the two steps. The flag is cleared before the drain:
-        # a thread that queues after this point writes a byte of its own.
-        self._wake_pending = False
+        # so none is lost between the two steps. The wake flag is cleared *after* the
+        # drain: cleared before it, a thread could set it and write its byte in between,
+        # the drain would eat that byte, and the flag would stay set with no byte behind
+        # it, so every later call_soon_threadsafe would skip its wake-up (seen: WSGI at
+        # 100 req/s). A thread that finds the flag still set here queued its callback
+        # before this pass's step 5, which runs it.
         self._waker.drain()
+        self._wake_pending = False
         pending = self._pending_signals
         while pending:
             entry = self._signal_callbacks.get(pending.popleft())
