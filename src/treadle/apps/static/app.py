@@ -102,9 +102,14 @@ class StaticFiles:
                 b"405 Method Not Allowed\n",
             )
 
-    def map(self, raw: bytes) -> tuple[str, tuple[str, ...], bool]:
-        """``(fs_path, segments, trailing_slash)`` of a raw path; raises PathRefused."""
-        mapped = map_path(self.root, raw, allow_dotfiles=self.dotfiles, symlinks=self.symlinks)
+    def map(self, exchange: Exchange, raw: bytes) -> tuple[str, tuple[str, ...], bool] | None:
+        """``(fs_path, segments, trailing_slash)`` of a raw path, or None once the
+        request was answered with the reason the path rules refused it (400 or 404)."""
+        try:
+            mapped = map_path(self.root, raw, allow_dotfiles=self.dotfiles, symlinks=self.symlinks)
+        except PathRefused as refused:
+            self.error(exchange, refused.status, refused.reason)
+            return None
         return mapped.fs_path, mapped.segments, mapped.trailing_slash
 
     def url(self, segments: tuple[str, ...], folder: bool = False) -> str:
@@ -119,11 +124,10 @@ class StaticFiles:
     def get(self, exchange: Exchange, raw: bytes) -> None:
         entry = self.files.get(raw)
         if entry is None:
-            try:
-                fs_path, segments, slash = self.map(raw)
-            except PathRefused as refused:
-                self.error(exchange, refused.status, refused.reason)
+            mapped = self.map(exchange, raw)
+            if mapped is None:
                 return
+            fs_path, segments, slash = mapped
             try:
                 st = os.stat(fs_path)
             except PermissionError:

@@ -43,7 +43,6 @@ from .multipart import (
     boundary_from_content_type,
 )
 from .names import sanitize_filename
-from .paths import PathRefused
 
 if TYPE_CHECKING:
     from .app import StaticFiles
@@ -149,11 +148,10 @@ class Uploads:
 
     def put(self, exchange: Exchange, raw: bytes) -> None:
         files = self.files
-        try:
-            fs_path, segments, slash = files.map(raw)
-        except PathRefused as refused:
-            files.error(exchange, refused.status, refused.reason)
+        mapped = files.map(exchange, raw)
+        if mapped is None:
             return
+        fs_path, segments, slash = mapped
         if slash or not segments:
             files.error(exchange, 405, "a folder cannot be PUT")
             return
@@ -231,11 +229,10 @@ class Uploads:
 
     def post_form(self, exchange: Exchange, raw: bytes) -> None:
         files = self.files
-        try:
-            fs_path, segments, slash = files.map(raw)
-        except PathRefused as refused:
-            files.error(exchange, refused.status, refused.reason)
+        mapped = files.map(exchange, raw)
+        if mapped is None:
             return
+        fs_path, segments, slash = mapped
         if not os.path.isdir(fs_path):
             files.error(exchange, 404 if not os.path.exists(fs_path) else 405)
             return

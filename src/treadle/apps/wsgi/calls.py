@@ -104,6 +104,13 @@ class Call:
             raise RuntimeError("the application produced a body before calling start_response")
         return status
 
+    def _whole_of(self, result: object) -> bytes | FileSegment | None:
+        """The whole body when it is known at once: a list or tuple of pieces joined, or
+        the file segment of a file wrapper; else None (the pieces are to be pulled)."""
+        if type(result) is list or type(result) is tuple or isinstance(result, (list, tuple)):
+            return _join(result)
+        return self._segment_of(result)
+
     def _segment_of(self, result: object) -> FileSegment | None:
         """A file segment for a ``wsgi.file_wrapper`` result of a regular file, or None."""
         if type(result) is not FileWrapper:
@@ -234,12 +241,9 @@ class WorkerCall(Call):
         out with the head in one hand-off (a list, a file segment), else None (pieces
         were put on the output)."""
         if not self.head_sent:
-            kind = type(result)
-            if kind is list or kind is tuple or isinstance(result, (list, tuple)):
-                return _join(result)  # type: ignore[arg-type]
-            segment = self._segment_of(result)
-            if segment is not None:
-                return segment
+            whole = self._whole_of(result)
+            if whole is not None:
+                return whole
         elif self.output is not None:
             segment = self._segment_of(result)
             if segment is not None:
@@ -370,12 +374,9 @@ class InlineCall(Call):
             for piece in result:
                 self.write(piece)
             return None
-        kind = type(result)
-        if kind is list or kind is tuple or isinstance(result, (list, tuple)):
-            return _join(result)  # type: ignore[arg-type]
-        segment = self._segment_of(result)
-        if segment is not None:
-            return segment
+        whole = self._whole_of(result)
+        if whole is not None:
+            return whole
         iterator = iter(result)
         for piece in iterator:
             if type(piece) is not bytes:
