@@ -58,6 +58,12 @@ from harness import (
     run_wrk,
     wait_for_port,
 )
+from harness import (
+    nginx_argv as harness_nginx_argv,
+)
+from harness import (
+    nginx_config as harness_nginx_config,
+)
 
 NAME = "static"
 TITLE = "Static files: 4 KiB and 1 MiB under wrk, a 1 GiB download, RSS under 100 slow readers"
@@ -104,58 +110,32 @@ def treadle_argv(port: int) -> list[str]:
     ]
 
 
+#: what the static nginx adds to the one-worker config the harness writes
+NGINX_HTTP_LINES = (
+    "sendfile on;",
+    "tcp_nopush on;",
+    "tcp_nodelay on;",
+    "keepalive_requests 100000;",
+    "keepalive_timeout 75s;",
+    "open_file_cache max=1000 inactive=60s;",
+    "open_file_cache_valid 60s;",
+    "open_file_cache_errors on;",
+    "types { application/octet-stream bin; }",
+    "default_type application/octet-stream;",
+)
+
+
 def nginx_config(port: int, prefix: Path) -> str:
     """One worker serving ROOT on ``port``; every path it writes lies under ``prefix``."""
-    user = "user root;\n" if os.geteuid() == 0 else ""  # the worker must read ROOT
-    temp = "".join(
-        f"    {kind}_temp_path {prefix / ('temp-' + kind)};\n"
-        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
-    return (
-        f"{user}worker_processes 1;\n"
-        f"pid {prefix / f'nginx-{port}.pid'};\n"
-        f"lock_file {prefix / f'nginx-{port}.lock'};\n"
-        f"error_log {prefix / 'error.log'} warn;\n"
-        "events { worker_connections 4096; }\n"
-        "http {\n"
-        "    access_log off;\n"
-        "    sendfile on;\n"
-        "    tcp_nopush on;\n"
-        "    tcp_nodelay on;\n"
-        "    keepalive_requests 100000;\n"
-        "    keepalive_timeout 75s;\n"
-        "    open_file_cache max=1000 inactive=60s;\n"
-        "    open_file_cache_valid 60s;\n"
-        "    open_file_cache_errors on;\n"
-        "    types { application/octet-stream bin; }\n"
-        "    default_type application/octet-stream;\n"
-        f"{temp}"
-        "    server {\n"
-        f"        listen {HOST}:{port};\n"
-        f"        root {ROOT};\n"
-        "        location / { }\n"
-        "    }\n"
-        "}\n"
+    return harness_nginx_config(
+        port, prefix, http_lines=NGINX_HTTP_LINES, server_lines=(f"root {ROOT};", "location / { }")
     )
 
 
 def nginx_argv(port: int) -> list[str]:
     """Write the config for ``port`` and return the foreground nginx command."""
     prefix = WORK_DIR / "nginx"
-    prefix.mkdir(parents=True, exist_ok=True)
-    conf = prefix / f"nginx-{port}.conf"
-    conf.write_text(nginx_config(port, prefix))
-    return [
-        "/usr/sbin/nginx",
-        "-p",
-        f"{prefix}/",
-        "-e",
-        str(prefix / "error.log"),
-        "-c",
-        str(conf),
-        "-g",
-        "daemon off;",
-    ]
+    return harness_nginx_argv(port, prefix, nginx_config(port, prefix))
 
 
 def aiohttp_argv(port: int) -> list[str]:
