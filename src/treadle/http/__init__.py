@@ -4,7 +4,7 @@ Nothing in this package touches a socket, a clock or a logger; the server in
 ``treadle.server`` does. See ``connection.py`` for the theory of operation.
 """
 
-from .connection import PreparedFields, ServerConnection
+from .connection import ServerConnection
 from .errors import LocalProtocolError, ProtocolError
 from .events import (
     NEED_DATA,
@@ -19,7 +19,7 @@ from .events import (
 )
 from .headers import Headers
 from .readers import Limits
-from .writer import ResponseDefaults, error_response, format_date, reason_phrase
+from .writer import PreparedFields, ResponseDefaults, error_response, format_date, reason_phrase
 
 __all__ = [
     "NEED_DATA",

@@ -38,7 +38,6 @@ from .events import (
     ConnectionClosed,
     Data,
     EndOfMessage,
-    HeaderPairs,
     InformationalResponse,
     Request,
     Response,
@@ -54,7 +53,15 @@ from .readers import (
     check_head,
     parse_request_head,
 )
-from .writer import ResponseDefaults, encode_field, status_line
+from .writer import (
+    OWN_DATE,
+    OWN_SERVER,
+    PreparedFields,
+    ResponseDefaults,
+    encode_field,
+    serialize_fields,
+    status_line,
+)
 
 Event = Request | Data | EndOfMessage | ConnectionClosed | Sentinel
 
@@ -88,95 +95,7 @@ _FRAMING_LENGTH, _FRAMING_CHUNKED, _FRAMING_CLOSE, _FRAMING_NONE = range(4)
 # RFC 9110 6.4.1: these responses never have content.
 _NO_CONTENT_STATUSES = frozenset({204, 304})
 
-_CONTENT_LENGTH = b"content-length"
-_TRANSFER_ENCODING = b"transfer-encoding"
-_CONNECTION = b"connection"
-
-
-# Validated, serialised field lines by their (name, value) pair as the application gave
-# them. Applications send the same few fields again and again (content-type, cache
-# headers); validating each once saves two regex matches per field per response. Only
-# fields with no framing meaning are kept; bounded so odd values cannot grow it.
-_FIELD_LINES: dict[tuple[bytes | str, bytes | str], bytes] = {}
-_FIELD_LINES_MAX = 512
-
-
-def _remember_field_line(field: tuple[bytes | str, bytes | str], line: bytes) -> None:
-    if len(_FIELD_LINES) >= _FIELD_LINES_MAX:
-        _FIELD_LINES.clear()
-    try:
-        _FIELD_LINES[field] = line
-    except TypeError:
-        pass  # an unhashable pair (a list): simply not cached
-
-
 _DEFAULT_LIMITS = Limits()
-_OWN_DATE, _OWN_SERVER = 1, 2
-_DEFAULT_FIELDS = {b"date": _OWN_DATE, b"server": _OWN_SERVER}
-
-
-def _serialize_fields(
-    headers: HeaderPairs, parts: list[bytes]
-) -> tuple[bytes | None, bool, bool, int]:
-    """Validate an application's response fields and append their lines to ``parts``.
-
-    The fields that frame the message are not appended but returned, since writing
-    them is ours: ``(Content-Length value or None, chunked asked for, Connection asked
-    to close, which of Date/Server the application wrote itself)``. Raises
-    LocalProtocolError for a field that cannot be sent.
-    """
-    length: bytes | None = None
-    chunked = close = False
-    own = 0
-    cache = _FIELD_LINES
-    for field in headers:
-        try:
-            line = cache.get(field)
-        except TypeError:  # an unhashable pair (a list): validated every time
-            line = None
-        if line is not None:
-            parts.append(line)
-            continue
-        name, value = encode_field(*field)
-        lowered = name.lower()
-        if lowered == _CONTENT_LENGTH:
-            length = value.strip()
-            continue
-        if lowered == _TRANSFER_ENCODING:
-            if value.strip().lower() != b"chunked":
-                raise LocalProtocolError(f"unsupported Transfer-Encoding {value!r}")
-            chunked = True
-            continue
-        if lowered == _CONNECTION:
-            # A token list (RFC 9110 7.6.1); the field itself is ours to write.
-            close = close or b"close" in [t.strip().lower() for t in value.split(b",")]
-            continue
-        line = name + b": " + value + b"\r\n"
-        parts.append(line)
-        if lowered in _DEFAULT_FIELDS:
-            own |= _DEFAULT_FIELDS[lowered]
-        else:
-            _remember_field_line(field, line)
-    return length, chunked, close, own
-
-
-class PreparedFields:
-    """Response fields validated and serialised once, for responses sent again and again
-    (a static file's fields): ``send_response`` then appends one block instead of
-    looking each field up. Fields that frame the message (Content-Length,
-    Transfer-Encoding, Connection) are the connection's to write and are refused here.
-    Raises LocalProtocolError as ``send_response`` would for a bad field.
-    """
-
-    __slots__ = ("lines", "own")
-
-    def __init__(self, headers: HeaderPairs) -> None:
-        parts: list[bytes] = []
-        length, chunked, close, own = _serialize_fields(headers, parts)
-        if length is not None or chunked or close:
-            raise LocalProtocolError("framing fields cannot be prepared")
-        self.lines = b"".join(parts)
-        self.own = own
 
 
 class ServerConnection:
@@ -395,7 +314,7 @@ class ServerConnection:
             parts.append(headers.lines)
             length_given, chunked_asked, close, own = None, False, False, headers.own
         else:
-            length_given, chunked_asked, close, own = _serialize_fields(headers, parts)  # type: ignore[arg-type]
+            length_given, chunked_asked, close, own = serialize_fields(headers, parts)  # type: ignore[arg-type]
         if chunked_asked:
             raise LocalProtocolError("send_response frames the body itself")
         keep_alive = self.keep_alive and not close
@@ -447,9 +366,9 @@ class ServerConnection:
         if not own:
             parts.append(defaults.fields)
         else:  # the application wrote its own Date or Server: ours gives way
-            if not own & _OWN_DATE and defaults.date:
+            if not own & OWN_DATE and defaults.date:
                 parts.append(b"date: " + defaults.date + b"\r\n")
-            if not own & _OWN_SERVER and defaults.server:
+            if not own & OWN_SERVER and defaults.server:
                 parts.append(b"server: " + defaults.server + b"\r\n")
         if not keep_alive:
             parts.append(b"connection: close\r\n")
@@ -461,7 +380,7 @@ class ServerConnection:
         status = response.status
         request = self._check_can_respond(status)
         parts = [status_line(status, response.reason)]
-        length_given, chunked_asked, close, own = _serialize_fields(response.headers, parts)
+        length_given, chunked_asked, close, own = serialize_fields(response.headers, parts)
         keep_alive = self.keep_alive and not close
         length: int | None = None
         if length_given is not None:

@@ -1,6 +1,6 @@
-"""Writing responses: status lines, field validation, dates and error responses.
+"""Writing responses: status lines, field validation and serialisation, dates, errors.
 
-Pure functions and constants; the framing decisions that depend on the request live
+Functions, constants and a bounded cache of validated field lines; the framing decisions that depend on the request live
 in ``connection.py``. Nothing here reads a clock: ``format_date`` formats the time it is
 given, and the server (``treadle.server.Server``, which owns the clock) refreshes
 ``ResponseDefaults.date`` once a second for every connection at once.
@@ -11,6 +11,7 @@ from __future__ import annotations
 from http import HTTPStatus
 
 from .errors import LocalProtocolError
+from .events import HeaderPairs
 from .grammar import RESPONSE_VALUE_RE, TOKEN_RE
 
 _STATUS_LINES: dict[int, bytes] = {
@@ -61,6 +62,97 @@ def encode_field(name: bytes | str, value: bytes | str) -> tuple[bytes, bytes]:
     if RESPONSE_VALUE_RE.fullmatch(value) is None:
         raise LocalProtocolError(f"invalid field value {value[:40]!r} for {name!r}")
     return name, value
+
+
+_CONTENT_LENGTH = b"content-length"
+_TRANSFER_ENCODING = b"transfer-encoding"
+_CONNECTION = b"connection"
+
+
+# Validated, serialised field lines by their (name, value) pair as the application gave
+# them. Applications send the same few fields again and again (content-type, cache
+# headers); validating each once saves two regex matches per field per response. Only
+# fields with no framing meaning are kept; bounded so odd values cannot grow it.
+_FIELD_LINES: dict[tuple[bytes | str, bytes | str], bytes] = {}
+_FIELD_LINES_MAX = 512
+
+
+def _remember_field_line(field: tuple[bytes | str, bytes | str], line: bytes) -> None:
+    if len(_FIELD_LINES) >= _FIELD_LINES_MAX:
+        _FIELD_LINES.clear()
+    try:
+        _FIELD_LINES[field] = line
+    except TypeError:
+        pass  # an unhashable pair (a list): simply not cached
+
+
+#: bits of what serialize_fields reports: the application wrote Date, or Server
+OWN_DATE, OWN_SERVER = 1, 2
+_DEFAULT_FIELDS = {b"date": OWN_DATE, b"server": OWN_SERVER}
+
+
+def serialize_fields(
+    headers: HeaderPairs, parts: list[bytes]
+) -> tuple[bytes | None, bool, bool, int]:
+    """Validate an application's response fields and append their lines to ``parts``.
+
+    The fields that frame the message are not appended but returned, since writing
+    them is ours: ``(Content-Length value or None, chunked asked for, Connection asked
+    to close, which of Date/Server the application wrote itself)``. Raises
+    LocalProtocolError for a field that cannot be sent.
+    """
+    length: bytes | None = None
+    chunked = close = False
+    own = 0
+    cache = _FIELD_LINES
+    for field in headers:
+        try:
+            line = cache.get(field)
+        except TypeError:  # an unhashable pair (a list): validated every time
+            line = None
+        if line is not None:
+            parts.append(line)
+            continue
+        name, value = encode_field(*field)
+        lowered = name.lower()
+        if lowered == _CONTENT_LENGTH:
+            length = value.strip()
+            continue
+        if lowered == _TRANSFER_ENCODING:
+            if value.strip().lower() != b"chunked":
+                raise LocalProtocolError(f"unsupported Transfer-Encoding {value!r}")
+            chunked = True
+            continue
+        if lowered == _CONNECTION:
+            # A token list (RFC 9110 7.6.1); the field itself is ours to write.
+            close = close or b"close" in [t.strip().lower() for t in value.split(b",")]
+            continue
+        line = name + b": " + value + b"\r\n"
+        parts.append(line)
+        if lowered in _DEFAULT_FIELDS:
+            own |= _DEFAULT_FIELDS[lowered]
+        else:
+            _remember_field_line(field, line)
+    return length, chunked, close, own
+
+
+class PreparedFields:
+    """Response fields validated and serialised once, for responses sent again and again
+    (a static file's fields): ``send_response`` then appends one block instead of
+    looking each field up. Fields that frame the message (Content-Length,
+    Transfer-Encoding, Connection) are the connection's to write and are refused here.
+    Raises LocalProtocolError as ``send_response`` would for a bad field.
+    """
+
+    __slots__ = ("lines", "own")
+
+    def __init__(self, headers: HeaderPairs) -> None:
+        parts: list[bytes] = []
+        length, chunked, close, own = serialize_fields(headers, parts)
+        if length is not None or chunked or close:
+            raise LocalProtocolError("framing fields cannot be prepared")
+        self.lines = b"".join(parts)
+        self.own = own
 
 
 _DAY_NAMES = (b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed")  # 1970-01-01 was a Thursday

@@ -10,6 +10,7 @@ how the endings work.
 
 from __future__ import annotations
 
+import abc
 import io
 import logging
 from collections.abc import Callable, Iterable, Iterator
@@ -63,7 +64,7 @@ def _join(result: list[Any] | tuple[Any, ...]) -> bytes:
         return b"".join(as_bytes(piece) for piece in result)
 
 
-class Call:
+class Call(abc.ABC):
     """``start_response`` for one request: the head the application asked for."""
 
     __slots__ = ("adapter", "exchange", "status", "headers", "head_sent")
@@ -95,8 +96,9 @@ class Call:
         self.status = code
         return self.write
 
+    @abc.abstractmethod
     def write(self, data: bytes) -> None:
-        raise NotImplementedError
+        """PEP 3333's ``write()`` callable: each kind of call sends it its own way."""
 
     def _head(self) -> int:
         status = self.status
