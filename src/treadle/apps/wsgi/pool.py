@@ -39,6 +39,7 @@ class WorkerPool:
         "_jobs",
         "_lock",
         "_idle",
+        "_waiting",
         "_started",
         "_closed",
     )
@@ -55,7 +56,8 @@ class WorkerPool:
         # notify, on the path every request takes.
         self._jobs: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._lock = threading.Lock()
-        self._idle = 0  # threads waiting in get()
+        self._idle = 0  # threads waiting in get() that no queued job is reserved for
+        self._waiting = 0  # queued jobs that no idle thread was reserved for
         self._started: list[threading.Thread] = []
         self._closed = False
 
@@ -65,12 +67,21 @@ class WorkerPool:
         Called from one thread (the loop's)."""
         if self._closed:
             return False
-        # Jobs that no idle thread will take are the ones waiting in the queue.
-        waiting = self._jobs.qsize() - self._idle
-        if waiting >= 0 and len(self._started) < self.threads:
-            self._start_thread()
-        elif waiting >= self.queue_size:
-            return False
+        with self._lock:
+            # Every queued job is spoken for: by an idle thread reserved here, or as one
+            # of the ``_waiting`` that the next thread to finish a job takes. Counting
+            # idle threads as they wait in get() instead would be wrong for the moment
+            # between a thread's get() returning and its count going down: a job
+            # queued then would wait behind a thread that is already busy.
+            if self._idle:
+                self._idle -= 1
+            elif len(self._started) < self.threads:
+                self._waiting += 1
+                self._start_thread()
+            elif self._waiting >= self.queue_size:
+                return False
+            else:
+                self._waiting += 1
         self._jobs.put(job)
         return True
 
@@ -87,7 +98,7 @@ class WorkerPool:
     @property
     def queued(self) -> int:
         """Jobs waiting for a thread."""
-        return max(0, self._jobs.qsize() - self._idle)
+        return self._waiting
 
     def close(self, timeout_s: float = 5.0) -> bool:
         """Stop: no new jobs, queued ones dropped, threads joined within ``timeout_s``.
@@ -136,10 +147,11 @@ class WorkerPool:
         lock = self._lock
         while True:
             with lock:
-                self._idle += 1
+                if self._waiting:
+                    self._waiting -= 1  # a job no idle thread was reserved for: ours
+                else:
+                    self._idle += 1  # the next submit reserves us
             job = jobs.get()
-            with lock:
-                self._idle -= 1
             if job is _STOP:
                 return
             try:
