@@ -1,9 +1,10 @@
 """Writing responses: status lines, field validation and serialisation, dates, errors.
 
 Functions, constants and a bounded cache of validated field lines; the framing
-decisions that depend on the request live in ``connection.py``. Nothing here reads a clock: ``format_date`` formats the time it is
-given, and the server (``treadle.server.Server``, which owns the clock) refreshes
-``ResponseDefaults.date`` once a second for every connection at once.
+decisions that depend on the request live in ``connection.py``. Nothing here reads a
+clock: ``format_date`` formats the time it is given, and the server
+(``treadle.server.Server``, which owns the clock) refreshes ``ResponseDefaults.date``
+once a second for every connection at once.
 """
 
 from __future__ import annotations
