@@ -249,6 +249,32 @@ def check_hello(port: int, path: str = "/") -> dict[str, Any]:
 # --------------------------------------------------------------------------- nginx
 
 
+def granian_argv(target: str, port: int) -> list[str]:
+    """granian serving the WSGI callable ``target`` (``module:attr`` under ``peers/``):
+    one worker, HTTP/1 only (what treadle speaks), no access log."""
+    return [
+        python(),
+        "-m",
+        "granian",
+        "--interface",
+        "wsgi",
+        "--http",
+        "1",
+        "--workers",
+        "1",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+        "--working-dir",
+        str(BENCH_DIR / "peers"),
+        target,
+    ]
+
+
 def nginx_config(
     port: int, prefix: Path, *, http_lines: Sequence[str], server_lines: Sequence[str]
 ) -> str:

@@ -50,6 +50,9 @@ from harness import (
     run_wrk,
     wait_for_port,
 )
+from harness import (
+    granian_argv as harness_granian_argv,
+)
 
 NAME = "hello"
 TITLE = "Hello handler: keep-alive, pipelined and Connection: close"
@@ -134,27 +137,7 @@ def granian_available() -> bool:
 
 
 def granian_argv(port: int) -> list[str]:
-    return [
-        python(),
-        "-m",
-        "granian",
-        "--interface",
-        "wsgi",
-        "--http",
-        "1",
-        "--workers",
-        "1",
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-        "--no-access-log",
-        "--log-level",
-        "warning",
-        "--working-dir",
-        str(BENCH_DIR / "peers"),
-        "wsgi_hello:app",
-    ]
+    return harness_granian_argv("wsgi_hello:app", port)
 
 
 NGINX_PREFIX = LOG_DIR / "hello-nginx"

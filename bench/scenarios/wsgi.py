@@ -67,6 +67,9 @@ from harness import (
     run_wrk,
     wait_for_port,
 )
+from harness import (
+    granian_argv as harness_granian_argv,
+)
 from scenarios.hello import uvicorn_argv
 
 NAME = "wsgi"
@@ -158,27 +161,7 @@ def gunicorn_argv(app: str, port: int, *worker: str) -> list[str]:
 
 
 def granian_argv(app: str, port: int) -> list[str]:
-    return [
-        python(),
-        "-m",
-        "granian",
-        "--interface",
-        "wsgi",
-        "--http",
-        "1",
-        "--workers",
-        "1",
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-        "--no-access-log",
-        "--log-level",
-        "warning",
-        "--working-dir",
-        str(PEERS_DIR),
-        f"wsgi_apps:{app}",
-    ]
+    return harness_granian_argv(f"wsgi_apps:{app}", port)
 
 
 Argv = Callable[[int], list[str]]

@@ -319,5 +319,5 @@ def parse_byteranges(content_type: str, body: bytes) -> list[Part]:
 
 
 def part_files(folder: Path) -> list[str]:
-    """The temporary upload files (``.NAME.XXXX.part``) in ``folder``."""
+    """The temporary upload files (``.NAME.<hex>.part``) in ``folder``."""
     return sorted(name for name in os.listdir(folder) if name.endswith(".part"))

@@ -1,7 +1,7 @@
 """Uploads: PUT of one file, and POST of a listing's form with several (``--upload``).
 
 Nothing reaches its final name before the whole body is in and checked. Each file is
-written to a hidden temporary file in its target folder (``.NAME.XXXXXXXX.part``,
+written to a hidden temporary file in its target folder (``.NAME.<8 hex digits>.part``,
 created with ``O_EXCL``; hidden, so neither listed nor served while dot-files are off),
 and only once the request body has ended, its length checked and the multipart framing
 closed, is it linked into place: ``os.link`` then ``unlink`` when existing files must
